@@ -1,0 +1,47 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "spidepth_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=["spidepth_core", "spidepth_core.*", "spidepth_ros", "spidepth_ros.*"]),
+    package_data={"spidepth_core": ["assets/*"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.23",
+        "torch>=2.1",
+        "torchvision>=0.16",
+        "timm>=0.9.12",
+        "opencv-python-headless>=4.8",
+        "pyyaml>=6.0",
+        "tqdm>=4.60",
+        "tensorboard>=2.12",
+        "onnx>=1.14",
+        "onnxruntime>=1.16",
+        "rosbags>=0.10",
+    ],
+    extras_require={
+        "tensorrt": ["tensorrt>=10.0", "pycuda>=2022.2"],
+        "test": ["pytest>=7"],
+    },
+    zip_safe=True,
+    maintainer="spidepth_ros developers",
+    maintainer_email="dev@spidepth-ros.invalid",
+    description="Self-supervised monocular depth (SPIdepth) for ROS 2",
+    license="MIT",
+    entry_points={
+        "console_scripts": [
+            "spidepth = spidepth_core.cli:main",
+            "depth_node = spidepth_ros.depth_node:main",
+        ],
+    },
+)

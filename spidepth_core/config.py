@@ -1,0 +1,138 @@
+"""Training configuration: typed defaults, YAML files, ``section.key=value`` overrides."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+@dataclass
+class ModelSection:
+    name: str = "spidepth_small"
+    overrides: dict = field(default_factory=dict)  # DepthConfig fields
+    init: str | None = None                        # checkpoint to fine-tune from
+
+
+@dataclass
+class PoseSection:
+    kind: str = "strengthened"                     # strengthened | standard
+    backbone: str = "resnet18"
+    weights: str | None = None                     # local pretrained file for the backbone
+
+
+@dataclass
+class DataSection:
+    source: str = "folder"                         # folder | video | bag | synthetic
+    path: str | None = None
+    intrinsics: str | None = None                  # YAML with fx, fy, cx, cy (+ width, height)
+    val_path: str | None = None
+    frame_ids: list = field(default_factory=lambda: [0, -1, 1])
+    stride: int = 1
+    stereo_dir: str | None = None                  # folder of right images (same names), optional
+    stereo_baseline: float = 0.1                   # metres, right camera at +x
+    image_topic: str | None = None                 # bag source
+    camera_info_topic: str | None = None
+    cache_dir: str | None = None
+    val_fraction: float = 0.1
+
+
+@dataclass
+class TrainSection:
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-4
+    step_size: int = 15
+    gamma: float = 0.1
+    clip_grad: float | None = None
+    amp: bool = True                               # mixed precision on CUDA only
+    workers: int = 2
+    seed: int = 0
+    smoothness: float = 1e-3
+    automask: bool = True
+    flip: float = 0.5
+    color_jitter: float = 0.5
+    max_steps: int | None = None                   # stop after this many optimiser steps
+
+
+@dataclass
+class RunSection:
+    out_dir: str = "runs/spidepth"
+    device: str = "auto"                           # auto | cpu | cuda | cuda:N
+    log_every: int = 20
+    image_every: int = 200
+    checkpoint_every: int = 200                    # steps between 'last.pt' saves
+
+
+@dataclass
+class TrainConfig:
+    model: ModelSection = field(default_factory=ModelSection)
+    pose: PoseSection = field(default_factory=PoseSection)
+    data: DataSection = field(default_factory=DataSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _update(obj: Any, values: dict, where: str) -> None:
+    if not isinstance(values, dict):
+        raise ValueError(f"config section {where or 'root'} must be a mapping, got {values!r}")
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        if key not in names:
+            raise ValueError(f"unknown config key {where}{key!r}; known: {sorted(names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _update(current, value, f"{where}{key}.")
+        else:
+            setattr(obj, key, _coerce(current, value, f"{where}{key}"))
+
+
+def _coerce(current: Any, value: Any, name: str) -> Any:
+    """Keep numeric fields numeric (YAML reads 1e-4 as a string)."""
+    if current is None and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    if value is None or current is None or isinstance(current, (dict, list, str)):
+        return value
+    try:
+        if isinstance(current, bool):
+            if isinstance(value, str):
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        return type(current)(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"config {name}: cannot use {value!r} as {type(current).__name__}") from exc
+
+
+def parse_override(text: str) -> dict:
+    """'train.lr=1e-4' -> {'train': {'lr': 1e-4}}."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw)
+    for part in reversed(key.strip().split(".")):
+        value = {part: value}
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file, then overrides, in that order."""
+    cfg = TrainConfig()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        _update(cfg, yaml.safe_load(path.read_text()) or {}, "")
+    for text in overrides or []:
+        _update(cfg, parse_override(text), "")
+    return cfg

@@ -1,0 +1,31 @@
+"""Turn the ``data`` config section into train / validation datasets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .folder import find_sequences, video_to_folder
+from .sample import TripletDataset
+
+
+def _sequences(data, path: str) -> list:
+    if data.source == "folder":
+        return find_sequences(path, data.intrinsics, data.stereo_dir)
+    if data.source == "video":
+        cache = Path(data.cache_dir or Path(path).with_suffix("")).expanduser()
+        return find_sequences(video_to_folder(path, cache), data.intrinsics)
+    if data.source == "bag":
+        from .bag import bag_sequences
+        return bag_sequences(path, data.image_topic, data.camera_info_topic, data.intrinsics, data.cache_dir)
+    raise ValueError(f"unknown data.source {data.source!r}; choose folder, video or bag")
+
+
+def build_datasets(data, height: int, width: int, train) -> tuple[TripletDataset, TripletDataset | None]:
+    """(train, val); val is None when the config names no validation data."""
+    if not data.path:
+        raise ValueError("data.path is not set (the folder, video or bag to train on)")
+    common = dict(height=height, width=width, frame_ids=data.frame_ids, stride=data.stride,
+                  stereo_baseline=data.stereo_baseline, seed=train.seed)
+    train_ds = TripletDataset(_sequences(data, data.path), flip=train.flip, color_jitter=train.color_jitter,
+                              **common)
+    val_ds = TripletDataset(_sequences(data, data.val_path), **common) if data.val_path else None
+    return train_ds, val_ds

@@ -1,0 +1,91 @@
+"""The one sample format, and a dataset that makes (t, t-s, t+s) samples from any sequence.
+
+A sample is a dict of tensors:
+  frames      [F,3,H,W] float RGB in [0,1], ordered as ``frame_ids`` (frame 0 first), for the loss
+  frames_aug  [F,3,H,W] the same after colour jitter, for the networks
+  K           [3,3] intrinsics in pixels at the training resolution
+  depth_gt    [1,H,W] metres, 0 where unknown (only if the source has ground truth)
+  stereo, stereo_aug [3,H,W] and stereo_T [4,4] (only with a stereo pair)
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..geometry import resize_intrinsics
+from .augment import augment
+
+
+class Sequence(Protocol):
+    """An ordered camera sequence at native resolution."""
+
+    K: np.ndarray                 # 3x3 pixels, native resolution
+    size: tuple[int, int]         # native (height, width)
+
+    def __len__(self) -> int: ...
+    def image(self, i: int) -> np.ndarray: ...             # HxWx3 uint8 RGB
+    def depth(self, i: int) -> np.ndarray | None: ...      # HxW float metres or None
+    def stereo(self, i: int) -> np.ndarray | None: ...     # right image or None
+
+
+def _resize_rgb(img: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
+    if img.shape[:2] != hw:
+        img = cv2.resize(img, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
+
+
+class TripletDataset(Dataset):
+    """Samples frames ``t + stride * id`` for id in ``frame_ids`` from every sequence."""
+
+    def __init__(self, sequences: list, height: int, width: int, frame_ids=(0, -1, 1), stride: int = 1,
+                 flip: float = 0.0, color_jitter: float = 0.0, stereo_baseline: float = 0.1,
+                 seed: int = 0, indices: list[tuple[int, int]] | None = None) -> None:
+        if not sequences:
+            raise ValueError("no sequences given")
+        if frame_ids[0] != 0:
+            raise ValueError(f"frame_ids must start with 0, got {list(frame_ids)}")
+        self.sequences = sequences
+        self.hw = (height, width)
+        self.frame_ids = list(frame_ids)
+        self.stride = stride
+        self.flip, self.color_jitter = flip, color_jitter
+        self.stereo_baseline = stereo_baseline
+        self.seed, self.epoch = seed, 0
+        self.indices = indices if indices is not None else self._all_indices()
+        if not self.indices:
+            raise ValueError(f"sequences too short for frame_ids {self.frame_ids} with stride {stride}")
+
+    def _all_indices(self) -> list[tuple[int, int]]:
+        lo = -min(self.frame_ids) * self.stride
+        hi = max(self.frame_ids) * self.stride
+        return [(s, t) for s, seq in enumerate(self.sequences) for t in range(lo, len(seq) - hi)]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentation depends on (seed, epoch, index) only: resumable and worker-independent."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict:
+        s, t = self.indices[index]
+        seq = self.sequences[s]
+        frames = torch.stack([_resize_rgb(seq.image(t + self.stride * f), self.hw) for f in self.frame_ids])
+        sample = {"frames": frames,
+                  "K": torch.from_numpy(resize_intrinsics(seq.K, seq.size, self.hw)).float()}
+        depth = seq.depth(t)
+        if depth is not None:
+            d = cv2.resize(depth.astype(np.float32), (self.hw[1], self.hw[0]), interpolation=cv2.INTER_NEAREST)
+            sample["depth_gt"] = torch.from_numpy(d)[None]
+        right = seq.stereo(t)
+        if right is not None:
+            sample["stereo"] = _resize_rgb(right, self.hw)
+            T = torch.eye(4)
+            T[0, 3] = -self.stereo_baseline  # target (left) points seen from the right camera
+            sample["stereo_T"] = T
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return augment(sample, rng, self.flip, self.color_jitter)

@@ -1,0 +1,73 @@
+"""Inference backends: x [1,3,H,W] float32 RGB in [0,1] -> depth [1,1,H,W] float32 metres.
+
+Each backend exposes ``name``, ``metadata`` (input_size, depth_range, ...) and ``run(x)``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("spidepth.inference")
+
+REQUIRED_METADATA = ("input_size", "depth_range")
+METADATA_KEYS = ("model_name", "config", "input_size", "depth_range", "input_format", "intrinsics_convention")
+
+
+def check_metadata(meta: dict, source: str) -> dict:
+    missing = [k for k in REQUIRED_METADATA if k not in meta]
+    if missing:
+        raise ValueError(f"{source} has no spidepth metadata {missing}: re-export it with `spidepth export`")
+    return meta
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, checkpoint: str | Path, device: str | None = None) -> None:
+        import torch
+
+        from ..checkpoint import load_model, read_checkpoint
+        self.torch = torch
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        ckpt = read_checkpoint(checkpoint)
+        self.metadata = check_metadata({k: ckpt[k] for k in METADATA_KEYS if k in ckpt}, str(checkpoint))
+        self.model = load_model(checkpoint, self.device)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            out = self.model(self.torch.from_numpy(x).to(self.device))
+        return out.float().cpu().numpy()
+
+
+def onnx_metadata(model_props: dict[str, str], source: str) -> dict:
+    raw = model_props.get("spidepth")
+    if raw is None:
+        raise ValueError(f"{source} has no spidepth metadata: re-export it with `spidepth export`")
+    return check_metadata(json.loads(raw), source)
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path: str | Path, device: str | None = None, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ONNX model not found: {path}")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        want_cuda = device != "cpu" and "CUDAExecutionProvider" in available
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        self.provider = self.session.get_providers()[0]
+        self.metadata = onnx_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(["depth"], {"image": x})[0]

@@ -1,0 +1,124 @@
+"""Predictor: uint8 camera image in, depth in metres out, on the fastest available backend."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..geometry import resize_intrinsics
+from .backends import OnnxRuntimeBackend, TorchBackend
+
+log = logging.getLogger("spidepth.inference")
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+
+
+def default_model_path() -> Path:
+    """The bundled model (trained on the synthetic street world)."""
+    return Path(__file__).resolve().parent.parent / "assets" / "default_model.pt"
+
+
+@dataclass
+class DepthResult:
+    depth: np.ndarray        # HxW float32 metres
+    K: np.ndarray | None     # 3x3 intrinsics matching ``depth`` (None if none were given)
+
+
+def _has_tensorrt_gpu() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+        import torch
+        return torch.cuda.is_available()
+    except Exception:  # missing module, broken CUDA install
+        return False
+
+
+def _onnx_for(model: Path) -> Path | None:
+    onnx = model.with_suffix(".onnx")
+    return onnx if onnx.is_file() else None
+
+
+def choose_backend(model: Path, backend: str) -> tuple[str, str]:
+    """(backend, why) for ``auto``; explicit choices are checked for fitting the file."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    kind = model.suffix
+    if backend != "auto":
+        return backend, "asked for"
+    if kind == ".engine":
+        return "tensorrt", "the model is a TensorRT engine"
+    if _has_tensorrt_gpu() and kind == ".onnx":
+        return "tensorrt", "tensorrt imports and a CUDA GPU is present"
+    if kind == ".onnx":
+        return "onnxruntime", "ONNX model and no TensorRT+GPU"
+    try:
+        import onnxruntime  # noqa: F401
+        if _onnx_for(model) is not None:
+            return "onnxruntime", f"found {_onnx_for(model).name} beside the checkpoint"
+    except ImportError:
+        pass
+    return "torch", "checkpoint without an exported ONNX file"
+
+
+def open_backend(model: Path, backend: str, device: str | None = None):
+    if backend == "torch":
+        if model.suffix not in (".pt", ".pth"):
+            raise ValueError(f"the torch backend needs a checkpoint (.pt), got {model}")
+        return TorchBackend(model, device)
+    if backend == "onnxruntime":
+        onnx = model if model.suffix == ".onnx" else _onnx_for(model)
+        if onnx is None:
+            raise ValueError(f"onnxruntime needs an .onnx file; export one with `spidepth export {model}`")
+        return OnnxRuntimeBackend(onnx, device)
+    from .tensorrt import TensorRTBackend
+    return TensorRTBackend(model, device)
+
+
+class Predictor:
+    """Owns pre/post-processing around one backend.
+
+    ``model``: checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine); default: the bundled model.
+    """
+
+    def __init__(self, model: str | Path | None = None, backend: str = "auto", device: str | None = None) -> None:
+        self.model_path = Path(model) if model else default_model_path()
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"model file not found: {self.model_path}")
+        name, why = choose_backend(self.model_path, backend)
+        self.backend = open_backend(self.model_path, name, device)
+        log.info("depth backend: %s (%s)", self.backend.name, why)
+        self.backend_reason = why
+        meta = self.backend.metadata
+        self.input_size = tuple(int(v) for v in meta["input_size"])
+        self.depth_range = tuple(float(v) for v in meta["depth_range"])
+
+    def preprocess(self, image: np.ndarray, bgr: bool = False) -> np.ndarray:
+        """HxWx3 uint8 -> [1,3,h,w] float32 RGB [0,1] at the model's size."""
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            got = getattr(image, "shape", None), getattr(image, "dtype", type(image).__name__)
+            raise ValueError(f"expected an HxWx3 uint8 image, got shape {got[0]} dtype {got[1]}")
+        if image.shape[0] < 2 or image.shape[1] < 2:
+            raise ValueError(f"image too small: {image.shape[1]}x{image.shape[0]}")
+        h, w = self.input_size
+        if image.shape[:2] != (h, w):
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        if bgr:
+            image = image[..., ::-1]
+        x = image.transpose(2, 0, 1)[None].astype(np.float32)
+        x *= 1.0 / 255.0
+        return x
+
+    def predict(self, image: np.ndarray, K: np.ndarray | None = None, bgr: bool = False,
+                output_size: str = "input") -> DepthResult:
+        """Depth for one image. ``output_size``: 'input' (image size) or 'model' (network size)."""
+        depth = self.backend.run(self.preprocess(image, bgr))[0, 0]
+        src = image.shape[:2]
+        if output_size == "input" and depth.shape != src:
+            depth = cv2.resize(depth, (src[1], src[0]), interpolation=cv2.INTER_LINEAR)
+        elif output_size not in ("input", "model"):
+            raise ValueError(f"output_size must be 'input' or 'model', got {output_size!r}")
+        K_out = None if K is None else resize_intrinsics(np.asarray(K, np.float64), src, depth.shape)
+        return DepthResult(np.ascontiguousarray(depth, dtype=np.float32), K_out)

@@ -1,0 +1,71 @@
+"""DepthNet = UNet + SQL head. Tensor in, tensor out (exportable)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .sql_head import SQLHead
+from .unet import UNet
+
+
+@dataclass
+class DepthConfig:
+    """Everything needed to rebuild a DepthNet and preprocess its input."""
+
+    encoder: str = "convnext_large"
+    decoder_widths: tuple[int, ...] = (1024, 512, 256, 128)
+    out_indices: tuple[int, ...] | None = None
+    channels: int = 32
+    patch_size: int = 32
+    num_queries: int = 64
+    num_bins: int = 64
+    num_heads: int = 4
+    ffn_dim: int = 1024
+    dropout: float = 0.1
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    height: int = 320
+    width: int = 1024
+    encoder_weights: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DepthConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown DepthNet option(s): {sorted(unknown)}; known: {sorted(known)}")
+        d = dict(d)
+        for key in ("decoder_widths", "out_indices"):
+            if d.get(key) is not None:
+                d[key] = tuple(int(v) for v in d[key])
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["decoder_widths"] = list(self.decoder_widths)
+        d["out_indices"] = list(self.out_indices) if self.out_indices is not None else None
+        return d
+
+
+class DepthNet(nn.Module):
+    """image [B,3,H,W] RGB in [0,1] -> depth [B,1,H,W] in metres (scale-ambiguous)."""
+
+    def __init__(self, config: DepthConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.unet = UNet(config.encoder, config.decoder_widths, config.channels,
+                         config.encoder_weights, config.out_indices)
+        self.head = SQLHead(config.channels, config.channels, config.patch_size, config.num_queries,
+                            config.num_bins, config.num_heads, config.ffn_dim, dropout=config.dropout,
+                            min_depth=config.min_depth, max_depth=config.max_depth)
+
+    def forward_low_res(self, image: torch.Tensor) -> torch.Tensor:
+        """image [B,3,H,W] -> depth at S resolution [B,1,h,w]."""
+        return self.head(self.unet(image))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        depth = self.forward_low_res(image)
+        return F.interpolate(depth, size=image.shape[-2:], mode="bilinear", align_corners=False)

@@ -1,0 +1,55 @@
+"""Pose networks: frame pair [B,6,H,W] -> (axis-angle [B,3], translation [B,3])."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .unet import build_encoder
+
+
+def _conv_relu(in_ch: int, out_ch: int, k: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, k, stride, k // 2), nn.ReLU(inplace=True))
+
+
+def _split(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B,6,h,w] -> spatial mean x 0.01, split into rotation and translation."""
+    out = 0.01 * out.mean(dim=(2, 3))
+    return out[:, :3], out[:, 3:]
+
+
+class StrengthenedPoseNet(nn.Module):
+    """SPIdepth's pose net: a (pretrained) timm backbone with 6-channel input + conv head."""
+
+    def __init__(self, backbone: str = "resnet18", weights: str | None = None) -> None:
+        super().__init__()
+        self.encoder = build_encoder(backbone, weights, in_chans=6)
+        deepest = self.encoder.feature_info.channels()[-1]
+        self.squeeze = _conv_relu(deepest, 256, 1)
+        self.decoder = nn.Sequential(_conv_relu(256, 256, 3), _conv_relu(256, 256, 3), nn.Conv2d(256, 6, 1))
+
+    def forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _split(self.decoder(self.squeeze(self.encoder(pair)[-1])))
+
+
+class StandardPoseNet(nn.Module):
+    """SQLdepth's baseline: seven stride-2 conv-ReLU layers, randomly initialised."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        chans = [6, 16, 32, 64, 128, 256, 256, 256]
+        kernels = [7, 5, 3, 3, 3, 3, 3]
+        self.convs = nn.Sequential(*[_conv_relu(chans[i], chans[i + 1], kernels[i], 2) for i in range(7)])
+        self.pose_conv = nn.Conv2d(256, 6, 1)
+
+    def forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _split(self.pose_conv(self.convs(pair)))
+
+
+def create_pose_net(kind: str = "strengthened", backbone: str = "resnet18",
+                    weights: str | None = None) -> nn.Module:
+    """``kind``: 'strengthened' (timm backbone, optional local weights) or 'standard'."""
+    if kind == "strengthened":
+        return StrengthenedPoseNet(backbone, weights)
+    if kind == "standard":
+        return StandardPoseNet()
+    raise ValueError(f"unknown pose net {kind!r}; choose 'strengthened' or 'standard'")

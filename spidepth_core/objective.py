@@ -1,0 +1,65 @@
+"""The self-supervised objective: view synthesis from (-1, +1[, stereo]) with min reprojection."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from .geometry import pose_to_matrix, warp
+from .losses import PhotometricLoss, min_reprojection, smoothness
+
+
+def relative_pose(pose_net: nn.Module, target: torch.Tensor, source: torch.Tensor,
+                  frame_id: int) -> torch.Tensor:
+    """T [B,4,4] taking target-camera points to the source camera; inputs in temporal order."""
+    if frame_id < 0:
+        axis_angle, translation = pose_net(torch.cat([source, target], dim=1))
+        return pose_to_matrix(axis_angle, translation, invert=True)
+    axis_angle, translation = pose_net(torch.cat([target, source], dim=1))
+    return pose_to_matrix(axis_angle, translation)
+
+
+@dataclass
+class ObjectiveOutput:
+    loss: torch.Tensor
+    photometric: torch.Tensor
+    smoothness: torch.Tensor
+    depth: torch.Tensor            # [B,1,H,W]
+    warped: torch.Tensor           # [B,3,H,W] first source warped into the target
+    automask: torch.Tensor         # [B,H,W] fraction of pixels kept
+
+    def scalars(self) -> dict[str, float]:
+        return {"loss": self.loss.item(), "photometric": self.photometric.item(),
+                "smoothness": self.smoothness.item(), "automask_kept": self.automask.float().mean().item()}
+
+
+class SelfSupervisedObjective(nn.Module):
+    def __init__(self, frame_ids=(0, -1, 1), smoothness_weight: float = 1e-3, automask: bool = True) -> None:
+        super().__init__()
+        self.frame_ids = list(frame_ids)
+        self.smoothness_weight = smoothness_weight
+        self.automask = automask
+        self.photometric = PhotometricLoss()
+
+    def forward(self, depth_net: nn.Module, pose_net: nn.Module, batch: dict) -> ObjectiveOutput:
+        frames, aug, K = batch["frames"], batch["frames_aug"], batch["K"]
+        target = frames[:, 0]
+        depth = depth_net(aug[:, 0]).float()
+        sources, transforms = [], []
+        for j, frame_id in enumerate(self.frame_ids[1:], start=1):
+            sources.append(frames[:, j])
+            transforms.append(relative_pose(pose_net, aug[:, 0], aug[:, j], frame_id).float())
+        if "stereo" in batch:
+            sources.append(batch["stereo"])
+            transforms.append(batch["stereo_T"])
+        warped = [warp(src, depth, K, T) for src, T in zip(sources, transforms)]
+        reprojection = torch.cat([self.photometric(w, target) for w in warped], dim=1)
+        identity = None
+        if self.automask:
+            identity = torch.cat([self.photometric(src, target) for src in sources], dim=1)
+        loss_map, mask = min_reprojection(reprojection, identity)
+        photo = loss_map.mean()
+        smooth = smoothness(depth, target)
+        loss = photo + self.smoothness_weight * smooth
+        return ObjectiveOutput(loss, photo, smooth, depth, warped[0], mask)

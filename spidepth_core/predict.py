@@ -1,0 +1,43 @@
+"""``spidepth predict``: depth PNG (uint16 mm), .npy (metres) and a colour preview per image."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .data.folder import list_images, read_rgb
+from .inference import Predictor
+from .viz import colorize_depth
+
+
+def write_depth(out_dir: Path, stem: str, depth: np.ndarray, image: np.ndarray | None = None) -> None:
+    """<stem>_depth.png (uint16 mm, 0 = invalid), <stem>_depth.npy, <stem>_preview.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mm = np.where(np.isfinite(depth), np.clip(depth * 1000.0, 0, 65535), 0).astype(np.uint16)
+    cv2.imwrite(str(out_dir / f"{stem}_depth.png"), mm)
+    np.save(out_dir / f"{stem}_depth.npy", depth.astype(np.float32))
+    preview = colorize_depth(depth)
+    if image is not None:
+        preview = np.concatenate([image, preview], axis=0)
+    cv2.imwrite(str(out_dir / f"{stem}_preview.png"), cv2.cvtColor(preview, cv2.COLOR_RGB2BGR))
+
+
+def predict_path(input_path: str | Path, output: str | Path, model: str | None = None,
+                 backend: str = "auto") -> int:
+    src = Path(input_path)
+    if src.is_dir():
+        files = list_images(src)
+        if not files:
+            raise ValueError(f"no images in {src}")
+    elif src.is_file():
+        files = [src]
+    else:
+        raise FileNotFoundError(f"input not found: {src}")
+    predictor = Predictor(model, backend)
+    out = Path(output)
+    for path in tqdm(files, desc="predict", unit="img", disable=len(files) < 2):
+        image = read_rgb(path)
+        write_depth(out, path.stem, predictor.predict(image).depth, image)
+    return len(files)

@@ -1,0 +1,278 @@
+"""Self-supervised training loop: single process, or many with torchrun (DDP)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .checkpoint import atomic_save, model_metadata, read_checkpoint, save_model
+from .config import TrainConfig
+from .data.build import build_datasets
+from .distributed import DistInfo, EpochSampler, all_reduce_mean, init_distributed
+from .metrics import evaluate_pair
+from .models import DepthConfig, DepthNet, create_model, create_pose_net
+from .objective import SelfSupervisedObjective
+
+log = logging.getLogger("spidepth.train")
+
+
+def build_depth_net(cfg: TrainConfig) -> tuple[DepthNet, dict | None]:
+    """From ``model.init`` (fine-tuning) if set, else the named config + overrides."""
+    if cfg.model.init:
+        ckpt = read_checkpoint(cfg.model.init)
+        model = DepthNet(DepthConfig.from_dict({**ckpt["config"], **cfg.model.overrides}))
+        model.load_state_dict(ckpt["state_dict"])
+        return model, ckpt
+    return create_model(cfg.model.name, **cfg.model.overrides), None
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, DDP) else module
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class _StopFlag:
+    """Turns SIGINT / SIGTERM into a flag checked between steps."""
+
+    def __init__(self) -> None:
+        self.stop = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        def handler(signum, frame):
+            self.stop = True
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+class Trainer:
+    """Owns the models, optimiser and state; ``fit()`` runs (or resumes) training."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = True) -> None:
+        self.cfg = cfg
+        self.dist, self.device = init_distributed(cfg.run.device)
+        torch.manual_seed(cfg.train.seed + self.dist.rank)
+        self.out_dir = Path(cfg.run.out_dir)
+        depth_net, init_ckpt = build_depth_net(cfg)
+        self.model_name = cfg.model.name if init_ckpt is None else init_ckpt.get("model_name", "custom")
+        pose_net = create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.weights)
+        if init_ckpt is not None and "pose_state_dict" in init_ckpt and init_ckpt.get("pose_kind") == cfg.pose.kind:
+            pose_net.load_state_dict(init_ckpt["pose_state_dict"])
+        self.depth_cfg = depth_net.config
+        self.depth_net = self._wrap(depth_net)
+        self.pose_net = self._wrap(pose_net)
+        self.objective = SelfSupervisedObjective(cfg.data.frame_ids, cfg.train.smoothness, cfg.train.automask)
+        params = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.train.step_size, cfg.train.gamma)
+        self.use_amp = cfg.train.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.train_ds, self.val_ds = build_datasets(cfg.data, self.depth_cfg.height, self.depth_cfg.width, cfg.train)
+        self.sampler = EpochSampler(len(self.train_ds), cfg.train.seed, self.dist.rank, self.dist.world_size)
+        self.epoch = self.step_in_epoch = self.global_step = 0
+        self.best_val = float("inf")
+        self.writer = None
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.out_dir / "config.yaml")
+        if resume and (self.out_dir / "last.pt").is_file():
+            self.load_state(self.out_dir / "last.pt")
+
+    # -- setup -------------------------------------------------------------
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        module = module.to(self.device)
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = DDP(module, device_ids=ids)
+        return module
+
+    def _loader(self, dataset, sampler=None, shuffle=False) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.cfg.train.batch_size, sampler=sampler, shuffle=shuffle,
+                          num_workers=self.cfg.train.workers, drop_last=sampler is not None,
+                          pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(0),
+                          persistent_workers=False)
+
+    # -- state ---------------------------------------------------------------
+    def state(self) -> dict:
+        depth = _unwrap(self.depth_net)
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            **model_metadata(depth, self.model_name),
+            "state_dict": {k: v.detach().cpu() for k, v in depth.state_dict().items()},
+            "pose_state_dict": _unwrap(self.pose_net).state_dict(),
+            "pose_kind": self.cfg.pose.kind,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                         "global_step": self.global_step, "best_val": self.best_val},
+            "rng": rng,
+            "train_config": self.cfg.to_dict(),
+        }
+
+    def save_state(self) -> None:
+        if self.dist.is_main:
+            atomic_save(self.state(), self.out_dir / "last.pt")
+
+    def load_state(self, path: Path) -> None:
+        ckpt = read_checkpoint(path)
+        _unwrap(self.depth_net).load_state_dict(ckpt["state_dict"])
+        _unwrap(self.pose_net).load_state_dict(ckpt["pose_state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        p = ckpt["progress"]
+        self.epoch, self.step_in_epoch, self.global_step = p["epoch"], p["step_in_epoch"], p["global_step"]
+        self.best_val = p["best_val"]
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        if self.dist.is_main:
+            log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.global_step)
+
+    # -- loop ------------------------------------------------------------------
+    def _done(self) -> bool:
+        max_steps = self.cfg.train.max_steps
+        return self.epoch >= self.cfg.train.epochs or (max_steps is not None and self.global_step >= max_steps)
+
+    def fit(self) -> dict:
+        """Train until ``epochs`` (or ``max_steps``); returns the last logged scalars."""
+        stop = _StopFlag()
+        last: dict = {}
+        with stop.installed():
+            while not self._done():
+                last = self.train_epoch(stop) or last
+                if stop.stop:
+                    self.save_state()
+                    if self.dist.is_main:
+                        log.warning("interrupted: state saved to %s; run the same command to resume",
+                                    self.out_dir / "last.pt")
+                    break
+                if self.step_in_epoch == 0:  # finished a whole epoch
+                    self.end_epoch()
+            if not stop.stop:
+                self.save_state()
+        if self.writer is not None:
+            self.writer.close()
+        return last
+
+    def train_epoch(self, stop: _StopFlag) -> dict:
+        self.train_ds.set_epoch(self.epoch)
+        self.sampler.set_epoch(self.epoch, self.step_in_epoch * self.cfg.train.batch_size)
+        loader = self._loader(self.train_ds, self.sampler)
+        self.depth_net.train()
+        self.pose_net.train()
+        scalars: dict = {}
+        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg.train.epochs}", initial=0,
+                   disable=not self.dist.is_main, dynamic_ncols=True)
+        for batch in bar:
+            out = self.train_step(_to_device(batch, self.device))
+            self.step_in_epoch += 1
+            self.global_step += 1
+            scalars = out.scalars()
+            bar.set_postfix(loss=f"{scalars['loss']:.4f}")
+            self.log_step(scalars, out, batch)
+            if self.global_step % self.cfg.run.checkpoint_every == 0:
+                self.save_state()
+            if stop.stop or self._done():
+                return scalars
+        self.step_in_epoch = 0
+        return scalars
+
+    def train_step(self, batch: dict):
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            out = self.objective(self.depth_net, self.pose_net, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out.loss).backward()
+        if self.cfg.train.clip_grad:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                     self.cfg.train.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return out
+
+    def end_epoch(self) -> None:
+        self.epoch += 1
+        self.scheduler.step()
+        val = self.validate() if self.val_ds is not None else {}
+        score = val.get("photometric", -self.epoch)
+        if self.dist.is_main:
+            for k, v in val.items():
+                self._tb().add_scalar(f"val/{k}", v, self.global_step)
+            if val:
+                log.info("epoch %d validation: %s", self.epoch,
+                         ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
+        if score < self.best_val:
+            self.best_val = score
+            if self.dist.is_main:
+                save_model(self.out_dir / "best.pt", _unwrap(self.depth_net), self.model_name,
+                           pose_state_dict=_unwrap(self.pose_net).state_dict(), pose_kind=self.cfg.pose.kind,
+                           epoch=self.epoch, validation=val)
+        self.save_state()
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean photometric loss; median-scaled abs_rel where the data has ground truth."""
+        self.depth_net.eval()
+        self.pose_net.eval()
+        photo, abs_rel = [], []
+        for batch in self._loader(self.val_ds):
+            batch = _to_device(batch, self.device)
+            out = self.objective(self.depth_net, self.pose_net, batch)
+            photo.append(out.photometric.item())
+            if "depth_gt" in batch:
+                abs_rel.extend(_abs_rel(batch["depth_gt"], out.depth, self.depth_cfg.max_depth))
+        self.depth_net.train()
+        self.pose_net.train()
+        result = {"photometric": float(np.mean(photo))}
+        if abs_rel:
+            result["abs_rel"] = float(np.mean(abs_rel))
+        return {k: all_reduce_mean(torch.tensor(v, device=self.device)).item() for k, v in result.items()}
+
+    # -- logging -------------------------------------------------------------
+    def _tb(self):
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+        return self.writer
+
+    def log_step(self, scalars: dict, out, batch: dict) -> None:
+        if not self.dist.is_main:
+            return
+        if self.global_step % self.cfg.run.log_every == 0:
+            for k, v in scalars.items():
+                self._tb().add_scalar(f"train/{k}", v, self.global_step)
+            self._tb().add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.global_step)
+        if self.global_step % self.cfg.run.image_every == 0:
+            from .viz import colorize_depth
+            depth = out.depth[0, 0].detach().cpu().numpy()
+            self._tb().add_image("input", batch["frames"][0, 0], self.global_step)
+            self._tb().add_image("depth", colorize_depth(depth), self.global_step, dataformats="HWC")
+            self._tb().add_image("warped_source", out.warped[0].detach().clamp(0, 1).cpu(), self.global_step)
+
+
+def _abs_rel(gt: torch.Tensor, pred: torch.Tensor, max_depth: float) -> list[float]:
+    rows = []
+    for g, p in zip(gt.cpu().numpy(), pred.cpu().numpy()):
+        mask = (g > 1e-3) & (g < max_depth)
+        if mask.any():
+            rows.append(evaluate_pair(g, p, mask, max_depth=max_depth)[0]["abs_rel"])
+    return rows
