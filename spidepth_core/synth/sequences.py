@@ -1,0 +1,79 @@
+"""Write synthetic sequences as image folders (with GT depth and poses) and as rosbag2 recordings."""
+from __future__ import annotations
+
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from .world import FPS, StreetWorld, camera_path, kitti_like_K, render
+
+
+STEREO_BASELINE = 0.54  # metres, KITTI's; the right camera sits at +x in the camera frame
+
+
+def right_camera(pose: np.ndarray, baseline: float = STEREO_BASELINE) -> np.ndarray:
+    shift = np.eye(4)
+    shift[0, 3] = baseline
+    return pose @ shift
+
+
+def render_sequence(seed: int, frames: int, height: int, width: int, stops: bool = False):
+    """Yields (rgb, depth, pose) for each frame of the sequence ``seed``."""
+    world = StreetWorld(seed, length=frames * 1.3 + 50)
+    K = kitti_like_K(height, width)
+    for pose in camera_path(seed, frames, stops):
+        rgb, depth = render(world, pose, K, height, width)
+        yield rgb, depth, pose
+
+
+def write_right_views(out: Path, seed: int, poses: np.ndarray, height: int, width: int) -> None:
+    """right/NNNNNN.png: the stereo partner of each frame, ``STEREO_BASELINE`` to the right."""
+    world = StreetWorld(seed, length=len(poses) * 1.3 + 50)
+    K = kitti_like_K(height, width)
+    (out / "right").mkdir(exist_ok=True)
+    for i, pose in enumerate(poses):
+        rgb, _ = render(world, right_camera(pose), K, height, width)
+        cv2.imwrite(str(out / "right" / f"{i:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def write_sequence(out_dir: str | Path, seed: int, frames: int, height: int, width: int,
+                   stops: bool = False, stereo: bool = False) -> Path:
+    """Folder layout of ``data.folder``: PNG frames, depth/*.npy (float16 metres), intrinsics.yaml, poses.txt."""
+    out = Path(out_dir)
+    if (out / ".complete").is_file():
+        return out
+    (out / "depth").mkdir(parents=True, exist_ok=True)
+    K = kitti_like_K(height, width)
+    poses = []
+    for i, (rgb, depth, pose) in enumerate(render_sequence(seed, frames, height, width, stops)):
+        cv2.imwrite(str(out / f"{i:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        np.save(out / "depth" / f"{i:06d}.npy", depth.astype(np.float16))
+        poses.append(pose[:3].reshape(-1))
+    np.savetxt(out / "poses.txt", np.array(poses), fmt="%.6f")
+    if stereo:
+        write_right_views(out, seed, camera_path(seed, frames, stops), height, width)
+    intr = dict(fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
+                width=width, height=height, fps=FPS, seed=seed,
+                stereo_baseline=STEREO_BASELINE if stereo else None)
+    (out / "intrinsics.yaml").write_text(yaml.safe_dump(intr, sort_keys=False))
+    (out / ".complete").touch()
+    return out
+
+
+def _write_one(args) -> Path:
+    return write_sequence(*args)
+
+
+def generate(out_root: str | Path, seeds: list[int], frames: int, height: int, width: int,
+             workers: int = 2, stops: bool = False, stereo: bool = False) -> list[Path]:
+    """One folder per seed (``seq_<seed>``), rendered in parallel; already complete folders are kept."""
+    root = Path(out_root)
+    jobs = [(root / f"seq_{s:04d}", s, frames, height, width, stops, stereo) for s in seeds]
+    if workers <= 1 or len(jobs) == 1:
+        return [_write_one(j) for j in tqdm(jobs, desc="rendering sequences", unit="seq")]
+    with get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+        return list(tqdm(pool.imap(_write_one, jobs), total=len(jobs), desc="rendering sequences", unit="seq"))

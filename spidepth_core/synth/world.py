@@ -1,0 +1,210 @@
+"""A synthetic street world with exact depth and camera poses, ray-cast in NumPy.
+
+World frame: X right, Y down, Z forward (like the camera's optical frame); ground at Y = 0.
+Scene: road with lane markings, sidewalks, building facades, parked vehicles, poles, sky at
+infinity. Lambertian shading with a per-sequence sun, so brightness constancy holds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import textures as tex
+
+FACADE, VEHICLE, POLE = 0, 1, 2
+LANES = (-5.0, 0.0, 5.0)
+FPS = 10.0
+
+
+def kitti_like_K(height: int, width: int) -> np.ndarray:
+    """KITTI's normalised intrinsics (fx 0.58 W, fy 1.92 H, centred) at this size."""
+    return np.array([[0.58 * width, 0, 0.5 * width], [0, 1.92 * height, 0.5 * height], [0, 0, 1]], np.float64)
+
+
+@dataclass
+class Boxes:
+    lo: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    hi: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    kind: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    color: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+
+class StreetWorld:
+    """Random street layout fixed by ``seed``, covering ``length`` metres of road ahead."""
+
+    def __init__(self, seed: int, length: float = 400.0) -> None:
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        lo, hi, kind, color = [], [], [], []
+
+        def add(l, h, k, c):
+            lo.append(l), hi.append(h), kind.append(k), color.append(c)
+
+        for side in (-1, 1):
+            z = -30.0
+            while z < length + 150:
+                seg = rng.uniform(8, 30)
+                if rng.random() < 0.8:
+                    setback, height = rng.uniform(7.0, 14), rng.uniform(4, 18)
+                    x_in, x_out = side * setback, side * (setback + 12)
+                    add([min(x_in, x_out), -height, z], [max(x_in, x_out), 0, z + seg], FACADE,
+                        rng.uniform(0.35, 0.95, 3))
+                z += seg + (rng.uniform(1, 10) if rng.random() < 0.35 else 0.0)
+            z = rng.uniform(0, 10)
+            while z < length + 150:
+                if rng.random() < 0.6:
+                    w, h, l = rng.uniform(1.7, 1.95), rng.uniform(1.35, 1.7), rng.uniform(3.8, 4.8)
+                    xc = side * rng.uniform(4.0, 4.4)
+                    add([xc - w / 2, -h, z], [xc + w / 2, 0, z + l], VEHICLE, rng.uniform(0.1, 0.95, 3))
+                z += rng.uniform(5.5, 20)
+            z = rng.uniform(0, 15)
+            while z < length + 150:
+                xc = side * rng.uniform(5.6, 6.2)
+                add([xc - 0.1, -rng.uniform(4, 7), z], [xc + 0.1, 0, z + 0.2], POLE, np.full(3, 0.5))
+                z += rng.uniform(12, 35)
+        self.boxes = Boxes(np.array(lo, float), np.array(hi, float), np.array(kind), np.array(color, float))
+        self.sun = np.array([rng.uniform(-0.6, 0.6), -rng.uniform(0.4, 0.9), rng.uniform(-0.6, 0.6)])
+        self.sun /= np.linalg.norm(self.sun)
+        self.ambient = rng.uniform(0.45, 0.65)
+        self.diffuse = rng.uniform(0.35, 0.6)
+        self.exposure = rng.uniform(0.85, 1.15)
+        self.sky_tint = np.array([0.55, 0.7, 0.95]) * rng.uniform(0.8, 1.1)
+
+
+def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Camera-to-world rotation: yaw about Y (down), pitch about X, roll about Z."""
+    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    Rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
+    Rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    return Ry @ Rx @ Rz
+
+
+def camera_path(seed: int, frames: int, stops: bool = False) -> np.ndarray:
+    """Camera-to-world poses [N,4,4] at 10 Hz: forward driving with sway, speed changes, small rotations.
+
+    ``stops`` adds a stretch where the vehicle halts (as robots do at junctions).
+    """
+    rng = np.random.default_rng(seed + 1_000_003)
+    t = np.arange(frames) / FPS
+    speed = rng.uniform(6, 10) * (1 + 0.3 * np.sin(2 * np.pi * t / rng.uniform(6, 14) + rng.uniform(0, 6)))
+    if stops and frames > 20:
+        start = rng.integers(frames // 4, frames // 2)
+        ramp = np.clip(np.abs(np.arange(frames) - start - 8) / 8.0 - 0.5, 0, 1)
+        speed = speed * ramp
+    z = np.concatenate([[0.0], np.cumsum(speed[:-1] / FPS)])
+    x = 1.6 + 0.3 * np.sin(2 * np.pi * t / rng.uniform(5, 10) + rng.uniform(0, 6))
+    yaw = np.arctan2(np.gradient(x), np.maximum(np.gradient(z), 1e-3)) + 0.01 * np.sin(t * 1.3)
+    pitch = np.deg2rad(0.6) * np.sin(2 * np.pi * t / 1.7 + rng.uniform(0, 6))
+    roll = np.deg2rad(0.4) * np.sin(2 * np.pi * t / 2.3 + rng.uniform(0, 6))
+    height = rng.uniform(1.5, 1.8) + 0.02 * np.sin(2 * np.pi * t / 1.1)
+    poses = np.tile(np.eye(4), (frames, 1, 1))
+    for i in range(frames):
+        poses[i, :3, :3] = rotation(yaw[i], pitch[i], roll[i])
+        poses[i, :3, 3] = [x[i], -height[i], z[i]]
+    return poses
+
+
+def _screen_rect(corners_cam: np.ndarray, K: np.ndarray, height: int, width: int):
+    """Pixel rectangle (v0, v1, u0, u1) covering a box's corners, or None if off screen."""
+    z = corners_cam[:, 2]
+    if (z <= 0.05).all():
+        return None
+    if (z <= 0.05).any():  # straddles the image plane: test every ray
+        return 0, height, 0, width
+    uv = corners_cam @ K.T
+    u, v = uv[:, 0] / z, uv[:, 1] / z
+    u0, u1 = max(int(np.floor(u.min())) - 1, 0), min(int(np.ceil(u.max())) + 2, width)
+    v0, v1 = max(int(np.floor(v.min())) - 1, 0), min(int(np.ceil(v.max())) + 2, height)
+    if u0 >= u1 or v0 >= v1:
+        return None
+    return v0, v1, u0, u1
+
+
+def _intersect_boxes(o: np.ndarray, R: np.ndarray, d: np.ndarray, K: np.ndarray, boxes: Boxes, best: np.ndarray,
+                     hit_id: np.ndarray, hit_axis: np.ndarray, far: float) -> None:
+    """Slab test of each box against the rays in its screen rectangle; arrays are HxW(x3), updated in place."""
+    height, width = best.shape
+    near = (boxes.hi[:, 2] > o[2] - 30) & (boxes.lo[:, 2] < o[2] + far)
+    signs = np.array(np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij")).reshape(3, -1).T
+    for b in np.flatnonzero(near):
+        corners = np.where(signs, boxes.hi[b], boxes.lo[b])
+        rect = _screen_rect((corners - o) @ R, K, height, width)
+        if rect is None:
+            continue
+        v0, v1, u0, u1 = rect
+        dd = d[v0:v1, u0:u1]
+        t0 = (boxes.lo[b] - o) / dd
+        t1 = (boxes.hi[b] - o) / dd
+        tmin3 = np.minimum(t0, t1)
+        tmin = tmin3.max(axis=2)
+        tmax = np.maximum(t0, t1).min(axis=2)
+        sub_best = best[v0:v1, u0:u1]
+        hit = (tmax >= tmin) & (tmin > 0.05) & (tmin < sub_best)
+        if hit.any():
+            sub_best[hit] = tmin[hit]
+            hit_id[v0:v1, u0:u1][hit] = b
+            hit_axis[v0:v1, u0:u1][hit] = tmin3[hit].argmax(axis=1)
+
+
+def render(world: StreetWorld, pose: np.ndarray, K: np.ndarray, height: int, width: int,
+           far: float = 200.0) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb HxWx3 uint8, depth HxW float32 z-depth in metres, 0 for sky)."""
+    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
+    rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T  # camera z = 1
+    R, o = pose[:3, :3], pose[:3, 3]
+    d = rays @ R.T
+    d[np.abs(d) < 1e-9] = 1e-9
+    best = np.where(d[..., 1] > 0, -o[1] / d[..., 1], np.inf)
+    hit_id = np.full((height, width), -1)
+    hit_axis = np.zeros((height, width), int)
+    _intersect_boxes(o, R, d, K, world.boxes, best, hit_id, hit_axis, far)
+    best, hit_id, hit_axis, d = best.ravel(), hit_id.ravel(), hit_axis.ravel(), d.reshape(-1, 3)
+    sky = best > far
+    best[sky] = np.inf
+    hit_id[sky] = -1
+    p = o + np.where(sky, 0.0, best)[:, None] * d
+    n = best.size
+    albedo = np.zeros((n, 3), np.float32)
+    normal = np.zeros((n, 3))
+    ground = ~sky & (hit_id < 0)
+    albedo[ground] = tex.road(p[ground, 0], p[ground, 2], world.seed, LANES)
+    normal[ground] = [0, -1, 0]
+    _shade_boxes(world, p, d, hit_id, hit_axis, albedo, normal)
+    shade = world.ambient + world.diffuse * np.clip(normal @ world.sun, 0, None)
+    rgb = albedo * shade[:, None].astype(np.float32) * world.exposure
+    rgb[sky] = tex.sky(d[sky, 0], d[sky, 1], d[sky, 2], world.seed, world.sky_tint)
+    depth = np.where(sky, 0.0, best).astype(np.float32)  # ray z-component is 1 in camera frame
+    image = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(height, width, 3)
+    return image, depth.reshape(height, width)
+
+
+def _shade_boxes(world: StreetWorld, p: np.ndarray, d: np.ndarray, hit_id: np.ndarray, hit_axis: np.ndarray,
+                 albedo: np.ndarray, normal: np.ndarray) -> None:
+    boxes = world.boxes
+    on_box = hit_id >= 0
+    ids, axis = hit_id[on_box], hit_axis[on_box]
+    pts = p[on_box]
+    sign = -np.sign(d[on_box, axis])
+    nrm = np.zeros((ids.size, 3))
+    nrm[np.arange(ids.size), axis] = sign
+    normal[on_box] = nrm
+    along = np.where(axis == 0, pts[:, 2], pts[:, 0])
+    kind = boxes.kind[ids]
+    out = np.zeros((ids.size, 3), np.float32)
+    for k in (FACADE, VEHICLE, POLE):
+        m = kind == k
+        if not m.any():
+            continue
+        base = boxes.color[ids[m]]
+        if k == FACADE:
+            rgb = tex.facade(along[m], pts[m, 1], np.ones(3), world.seed + 11) * base
+        elif k == VEHICLE:
+            h = -boxes.lo[ids[m], 1]
+            rgb = tex.vehicle(along[m], pts[m, 1], np.ones(3), 1.0, world.seed + 13) * base
+            rgb[(-pts[m, 1] > h * 0.62) & (-pts[m, 1] < h * 0.92)] = 0.12
+        else:
+            rgb = base * (0.8 + 0.3 * tex.value_noise(along[m], pts[m, 1], 0.3, world.seed)[:, None])
+        out[m] = rgb
+    albedo[on_box] = out
