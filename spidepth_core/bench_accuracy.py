@@ -1,0 +1,68 @@
+"""``spidepth benchmark accuracy``: train on synthetic sequences, evaluate on held-out ones.
+
+Compares pose networks (strengthened vs standard) at the same budget over several seeds.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .config import load_config
+from .data import find_sequences
+from .evaluate import evaluate_sequences
+from .inference import Predictor
+from .metrics import METRIC_NAMES
+from .synth import generate
+from .trainer import Trainer
+
+HELD_OUT_SEED = 1000
+
+
+def make_world(root: Path, train_seqs: int, val_seqs: int, frames: int, height: int, width: int) -> tuple[Path, Path]:
+    train = root / "train"
+    val = root / "val"
+    generate(train, list(range(train_seqs)), frames, height, width)
+    generate(val, list(range(HELD_OUT_SEED, HELD_OUT_SEED + val_seqs)), frames, height, width)
+    return train, val
+
+
+def run_one(config: str | None, overrides: list[str], out_dir: Path, val: Path) -> dict:
+    cfg = load_config(config, overrides + [f"run.out_dir={out_dir}"])
+    Trainer(cfg, resume=True).fit()
+    ckpt = out_dir / "best.pt" if (out_dir / "best.pt").is_file() else out_dir / "last.pt"
+    return evaluate_sequences(Predictor(ckpt, backend="torch"), find_sequences(val))
+
+
+def summarise(results: dict[str, list[dict]]) -> dict[str, dict[str, list[float]]]:
+    """{pose: {metric: [mean, std]}}."""
+    return {pose: {m: [float(np.mean([r[m] for r in rows])), float(np.std([r[m] for r in rows]))]
+                   for m in (*METRIC_NAMES, "scale_std")} for pose, rows in results.items()}
+
+
+def format_summary(summary: dict) -> str:
+    names = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+    lines = ["| pose net | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for pose, stats in summary.items():
+        lines.append(f"| {pose} | " + " | ".join(f"{stats[n][0]:.4f} ± {stats[n][1]:.4f}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def run_benchmark(out: Path, config: str | None, poses: list[str], seeds: list[int], steps: int,
+                  world: dict, overrides: list[str]) -> dict:
+    train, val = make_world(out / "world", **world)
+    results: dict[str, list[dict]] = {p: [] for p in poses}
+    for pose in poses:
+        for seed in seeds:
+            run_dir = out / "runs" / f"{pose}_seed{seed}"
+            ov = overrides + [f"data.path={train}", f"data.val_path={val}", f"pose.kind={pose}",
+                              f"train.seed={seed}", f"train.max_steps={steps}"]
+            metrics = run_one(config, ov, run_dir, val)
+            print(f"{pose} seed {seed}: abs_rel {metrics['abs_rel']:.4f}  a1 {metrics['a1']:.4f}")
+            results[pose].append({"seed": seed, **metrics})
+    report = {"steps": steps, "seeds": seeds, "world": world, "overrides": overrides, "runs": results,
+              "summary": summarise(results)}
+    (out / "accuracy.json").write_text(json.dumps(report, indent=2))
+    print(format_summary(report["summary"]))
+    return report
