@@ -1,0 +1,98 @@
+"""ONNX export of a DepthNet checkpoint with its metadata, plus an onnxruntime parity check."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .checkpoint import read_checkpoint
+from .models import DepthConfig, DepthNet
+
+OPSET = 17
+# Ops the exported graph may contain; all are supported by TensorRT's ONNX parser (10.x and 11.x).
+TENSORRT_OPS = {"Add", "Cast", "Concat", "Constant", "Conv", "CumSum", "Div", "Erf", "Gather", "Gemm",
+                "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "MatMul", "Mul", "Pad",
+                "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax",
+                "Split", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Where", "Pow", "Clip",
+                "ConstantOfShape", "Expand", "Equal", "Range", "Flatten", "ReduceMax", "Max", "Min",
+                "BatchNormalization", "Mod", "Neg", "Tanh", "GlobalAveragePool", "AveragePool", "MaxPool", "Einsum"}
+
+
+class _ExportWrapper(nn.Module):
+    """image [1,3,H,W] float32 in [0,1] -> depth [1,1,H,W] float32 metres (fp16 inside if asked)."""
+
+    def __init__(self, model: DepthNet, fp16: bool = False) -> None:
+        super().__init__()
+        self.model = model.half() if fp16 else model
+        self.fp16 = fp16
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.fp16:
+            return self.model(image.half()).float()
+        return self.model(image)
+
+
+def export_metadata(ckpt: dict, height: int, width: int, fp16: bool) -> dict:
+    return {"model_name": ckpt.get("model_name", "custom"), "config": ckpt["config"],
+            "input_size": [height, width], "trained_size": ckpt["input_size"],
+            "depth_range": ckpt["depth_range"], "input_format": ckpt.get("input_format"),
+            "intrinsics_convention": ckpt.get("intrinsics_convention"), "precision": "fp16" if fp16 else "fp32",
+            "inputs": {"image": [1, 3, height, width]}, "outputs": {"depth": [1, 1, height, width]}}
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = None, width: int | None = None,
+                fp16: bool = False) -> Path:
+    """Static-shape ONNX (opset 17) with names ``image`` / ``depth`` and metadata in metadata_props."""
+    import onnx
+    ckpt = read_checkpoint(checkpoint)
+    cfg = DepthConfig.from_dict(ckpt["config"])
+    height, width = height or cfg.height, width or cfg.width
+    model = DepthNet(cfg)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval().head.check_size(*_s_size(model, height, width))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused encoder op has no ONNX form
+    try:
+        with torch.no_grad():
+            torch.onnx.export(_ExportWrapper(model, fp16), torch.rand(1, 3, height, width), str(tmp), dynamo=False,
+                              opset_version=OPSET, input_names=["image"], output_names=["depth"])
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    proto = onnx.load(str(tmp))
+    meta = proto.metadata_props.add()
+    meta.key, meta.value = "spidepth", json.dumps(export_metadata(ckpt, height, width, fp16))
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, out)
+    return out
+
+
+def _s_size(model: DepthNet, height: int, width: int) -> tuple[int, int]:
+    stride = model.unet.stride or 1
+    return height // stride, width // stride
+
+
+def graph_ops(path: str | Path) -> set[str]:
+    import onnx
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def check_parity(checkpoint: str | Path, onnx_path: str | Path, seed: int = 0) -> dict[str, float]:
+    """Max abs / relative difference between PyTorch and onnxruntime on one random input."""
+    from .checkpoint import load_model
+    from .inference.backends import OnnxRuntimeBackend
+    backend = OnnxRuntimeBackend(onnx_path, device="cpu")
+    h, w = backend.metadata["input_size"]
+    x = np.random.default_rng(seed).random((1, 3, h, w), dtype=np.float32)
+    with torch.no_grad():
+        ref = load_model(checkpoint)(torch.from_numpy(x)).numpy()
+    got = backend.run(x)
+    diff = np.abs(ref - got)
+    return {"max_abs": float(diff.max()), "max_rel": float((diff / np.abs(ref).clip(1e-6)).max())}

@@ -1,0 +1,187 @@
+"""TensorRT engines: build from ONNX (10.x and 11.x), cache by key, run with execute_async_v3.
+
+Nothing here imports ``tensorrt`` at module import time; it is an optional extra
+(``pip install .[tensorrt]``). Device buffers are PyTorch CUDA tensors.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .backends import onnx_metadata
+
+log = logging.getLogger("spidepth.tensorrt")
+
+DEFAULT_WORKSPACE = 2 << 30
+CACHE_ENV = "SPIDEPTH_ENGINE_CACHE"
+
+
+def _import_trt():
+    try:
+        import tensorrt as trt
+    except ImportError as exc:
+        raise RuntimeError("the TensorRT backend needs `pip install .[tensorrt]` (tensorrt) and an NVIDIA GPU") from exc
+    return trt
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "spidepth" / "engines"))
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def engine_key(onnx_sha256: str, trt_version: str, gpu_name: str, compute_capability: tuple[int, int],
+               precision: str, input_shape: tuple[int, ...]) -> dict:
+    """Everything an engine depends on; any change means a different engine."""
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"precision must be fp32 or fp16, got {precision!r}")
+    return {"onnx_sha256": onnx_sha256, "tensorrt": trt_version, "gpu": gpu_name,
+            "compute_capability": list(compute_capability), "precision": precision,
+            "input_shape": list(input_shape)}
+
+
+def key_digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def engine_path(onnx: Path, key: dict, root: Path | None = None) -> Path:
+    return (root or cache_dir()) / f"{onnx.stem}.{key_digest(key)}.engine"
+
+
+def read_sidecar(engine: Path) -> dict:
+    side = engine.with_suffix(".json")
+    if not side.is_file():
+        raise ValueError(f"{engine} has no {side.name}: build engines with spidepth (export --engine)")
+    return json.loads(side.read_text())
+
+
+def check_engine_key(engine: Path, current: dict) -> dict:
+    """The sidecar of ``engine``; raises if it was built for another TensorRT, GPU or shape."""
+    side = read_sidecar(engine)
+    stored = side.get("key", {})
+    stale = {k: (stored.get(k), v) for k, v in current.items() if k != "onnx_sha256" and stored.get(k) != v}
+    if stale:
+        details = ", ".join(f"{k}: built for {a}, now {b}" for k, (a, b) in stale.items())
+        raise ValueError(f"stale TensorRT engine {engine} ({details}); rebuild it from the ONNX file")
+    return side
+
+
+def _current_platform(trt) -> tuple[str, str, tuple[int, int]]:
+    import torch
+    if not torch.cuda.is_available():
+        raise RuntimeError("the TensorRT backend needs a CUDA GPU; none is visible")
+    return trt.__version__, torch.cuda.get_device_name(), torch.cuda.get_device_capability()
+
+
+def build_engine(onnx: str | Path, out: str | Path, fp16: bool, workspace: int = DEFAULT_WORKSPACE) -> bytes:
+    """Parse ONNX and build a serialized engine. fp16 comes from an fp16 ONNX (strongly typed network);
+    on TensorRT 10 with an fp32 ONNX, the FP16 builder flag is used instead."""
+    trt = _import_trt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    strongly_typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+    if strongly_typed:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx).read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
+    if fp16 and not strongly_typed and hasattr(trt.BuilderFlag, "FP16"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    log.info("building TensorRT engine from %s (%s); this can take minutes...", onnx, "fp16" if fp16 else "fp32")
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx}")
+    data = bytes(serialized)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, out)
+    return data
+
+
+def engine_for_onnx(onnx: str | Path, root: Path | None = None, workspace: int = DEFAULT_WORKSPACE) -> Path:
+    """The cached engine for this ONNX on this GPU; built (with a message) only on a cache miss."""
+    trt = _import_trt()
+    onnx = Path(onnx)
+    import onnx as onnx_lib
+    meta = onnx_metadata({p.key: p.value for p in onnx_lib.load(str(onnx), load_external_data=False).metadata_props},
+                         str(onnx))
+    version, gpu, cc = _current_platform(trt)
+    shape = (1, 3, *meta["input_size"])
+    key = engine_key(file_sha256(onnx), version, gpu, cc, meta.get("precision", "fp32"), shape)
+    path = engine_path(onnx, key, root)
+    if path.is_file():
+        log.info("TensorRT engine cache hit: %s", path)
+        return path
+    build_engine(onnx, path, key["precision"] == "fp16", workspace)
+    path.with_suffix(".json").write_text(json.dumps({"key": key, "metadata": meta}, indent=2))
+    return path
+
+
+class TensorRTBackend:
+    """Runs a serialized engine; buffers allocated once, tensors bound by name."""
+
+    name = "tensorrt"
+
+    def __init__(self, model: str | Path, device: str | None = None) -> None:
+        import torch
+        trt = _import_trt()
+        model = Path(model)
+        if model.suffix == ".onnx":
+            model = engine_for_onnx(model)
+        elif model.suffix != ".engine":
+            onnx = model.with_suffix(".onnx")
+            if not onnx.is_file():
+                raise ValueError(f"TensorRT needs an ONNX file or engine; run `spidepth export {model}` first")
+            model = engine_for_onnx(onnx)
+        version, gpu, cc = _current_platform(trt)
+        side = read_sidecar(model)
+        check_engine_key(model, engine_key(side["key"]["onnx_sha256"], version, gpu, cc,
+                                           side["key"]["precision"], tuple(side["key"]["input_shape"])))
+        self.metadata = side["metadata"]
+        self.torch = torch
+        self.device = torch.device(device if device and device.startswith("cuda") else "cuda")
+        logger = trt.Logger(trt.Logger.WARNING)
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(model.read_bytes())
+        if self.engine is None:
+            raise RuntimeError(f"could not deserialize TensorRT engine {model}")
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream(self.device)
+        self.buffers = {}
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            shape = tuple(self.engine.get_tensor_shape(name))
+            self.buffers[name] = torch.empty(shape, dtype=torch.float32, device=self.device)
+            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
+        if set(self.buffers) != {"image", "depth"}:
+            raise ValueError(f"engine tensors {sorted(self.buffers)} are not image/depth")
+
+    def run_tensor(self, x):
+        """Device tensor in, device tensor out (no host round trip)."""
+        with self.torch.cuda.stream(self.stream):
+            self.buffers["image"].copy_(x, non_blocking=True)
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise RuntimeError("TensorRT execution failed")
+        self.stream.synchronize()
+        return self.buffers["depth"]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        out = self.run_tensor(self.torch.from_numpy(x).pin_memory().to(self.device, non_blocking=True))
+        return out.cpu().numpy()
