@@ -26,6 +26,162 @@ def _add_predict(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
 
+def _add_synth(sub) -> None:
+    p = sub.add_parser("synth", help="render synthetic street sequences (images, GT depth, poses)")
+    p.add_argument("output", help="output folder (one seq_NNNN folder per sequence)")
+    p.add_argument("--sequences", type=int, default=4)
+    p.add_argument("--frames", type=int, default=100)
+    p.add_argument("--size", default="192x640", help="HxW")
+    p.add_argument("--seed", type=int, default=0, help="first sequence seed")
+    p.add_argument("--stops", action="store_true", help="include a stretch where the camera halts")
+    p.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m baseline)")
+    p.add_argument("--bag", choices=["sqlite3", "mcap"], help="also write each sequence as a rosbag2")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_synth)
+
+
+def _add_benchmark(sub) -> None:
+    p = sub.add_parser("benchmark", help="accuracy or latency benchmarks")
+    bsub = p.add_subparsers(dest="kind", required=True)
+    a = bsub.add_parser("accuracy", help="train on synthetic sequences, evaluate on held-out ones")
+    a.add_argument("--config", help="training YAML (default: built-in defaults)")
+    a.add_argument("--output", default="runs/accuracy")
+    a.add_argument("--poses", default="strengthened,standard")
+    a.add_argument("--seeds", default="0,1,2")
+    a.add_argument("--steps", type=int, default=300, help="optimiser steps per run")
+    a.add_argument("--train-sequences", type=int, default=8)
+    a.add_argument("--val-sequences", type=int, default=3)
+    a.add_argument("--frames", type=int, default=60)
+    a.add_argument("--size", default="96x320")
+    a.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
+    a.set_defaults(func=cmd_benchmark_accuracy)
+    lat = bsub.add_parser("latency", help="latency per backend against PyTorch eager, same run")
+    lat.add_argument("--model", help="checkpoint (default: bundled); ONNX is exported beside it if missing")
+    lat.add_argument("--backends", default="torch,onnxruntime")
+    lat.add_argument("--size", help="HxW input (default: the model's); ONNX is exported at this size")
+    lat.add_argument("--runs", type=int, default=50)
+    lat.add_argument("--warmup", type=int, default=5)
+    lat.add_argument("--output", default="runs/latency")
+    lat.set_defaults(func=cmd_benchmark_latency)
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="ONNX export (+ onnxruntime parity check), optionally a TensorRT engine")
+    p.add_argument("checkpoint")
+    p.add_argument("--onnx", help="output .onnx (default: beside the checkpoint)")
+    p.add_argument("--height", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--fp16", action="store_true", help="fp16 weights and compute (fp32 input/output)")
+    p.add_argument("--tolerance", type=float, help="max relative difference allowed (default 1e-3, fp16 2e-2)")
+    p.add_argument("--engine", action="store_true", help="also build the cached TensorRT engine (needs a GPU)")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from .export import TENSORRT_OPS, check_parity, export_onnx, graph_ops
+    out = Path(args.onnx) if args.onnx else Path(args.checkpoint).with_suffix(".onnx")
+    path = export_onnx(args.checkpoint, out, args.height, args.width, args.fp16)
+    diff = check_parity(args.checkpoint, path)
+    tol = args.tolerance or (2e-2 if args.fp16 else 1e-3)
+    print(f"wrote {path}; onnxruntime vs PyTorch: max abs {diff['max_abs']:.2e} m, max rel {diff['max_rel']:.2e}")
+    unknown = graph_ops(path) - TENSORRT_OPS
+    if unknown:
+        print(f"warning: ops not on the TensorRT-checked list: {sorted(unknown)}")
+    if diff["max_rel"] > tol:
+        raise RuntimeError(f"parity check failed: max rel {diff['max_rel']:.2e} > tolerance {tol:.0e}")
+    if args.engine:
+        from .inference.tensorrt import engine_for_onnx
+        print(f"engine: {engine_for_onnx(path)}")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="errors against ground-truth depth")
+    p.add_argument("--model", help="checkpoint / ONNX / engine (default: bundled)")
+    p.add_argument("--data", required=True, help="folder of sequences with depth/ ground truth")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--no-median-scaling", action="store_true")
+    p.add_argument("--max-depth", type=float, default=80.0)
+    p.add_argument("--json", help="also write the metrics here")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size must look like HxW (e.g. 192x640), got {text!r}") from None
+    if h < 16 or w < 16:
+        raise ValueError(f"size {text} is too small")
+    return h, w
+
+
+def cmd_synth(args) -> int:
+    from .synth import generate
+    h, w = _size(args.size)
+    seeds = list(range(args.seed, args.seed + args.sequences))
+    folders = generate(args.output, seeds, args.frames, h, w, args.workers, args.stops, args.stereo)
+    if args.bag:
+        from .synth.bagio import write_camera_bag
+        from .synth.world import kitti_like_K
+        from .data.folder import list_images, read_rgb
+        for folder in folders:
+            bag = Path(f"{folder}_{args.bag}")
+            if not bag.exists():
+                write_camera_bag(bag, (read_rgb(p) for p in list_images(folder)), kitti_like_K(h, w),
+                                 storage=args.bag)
+            print(f"bag: {bag}")
+    print(f"wrote {len(folders)} sequence(s) to {args.output}")
+    return 0
+
+
+def cmd_benchmark_accuracy(args) -> int:
+    from .bench_accuracy import run_benchmark
+    h, w = _size(args.size)
+    world = dict(train_seqs=args.train_sequences, val_seqs=args.val_sequences, frames=args.frames,
+                 height=h, width=w)
+    run_benchmark(Path(args.output), args.config, args.poses.split(","), [int(s) for s in args.seeds.split(",")],
+                  args.steps, world, list(args.overrides))
+    return 0
+
+
+def cmd_benchmark_latency(args) -> int:
+    import json
+    import shutil
+    import numpy as np
+    from .bench_latency import format_rows, measure
+    from .checkpoint import read_checkpoint
+    from .export import export_onnx
+    from .inference import default_model_path
+    src = Path(args.model) if args.model else default_model_path()
+    size = _size(args.size) if args.size else tuple(read_checkpoint(src)["input_size"])
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / f"model_{size[0]}x{size[1]}.pt"  # ONNX is looked up beside the checkpoint
+    shutil.copyfile(src, ckpt)
+    export_onnx(ckpt, ckpt.with_suffix(".onnx"), *size)
+    image = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
+    rows = [measure(ckpt, b, image, args.warmup, args.runs) for b in args.backends.split(",")]
+    table = format_rows(rows, size)
+    print(table)
+    (out / "latency.json").write_text(json.dumps({"size": size, "rows": rows}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import json
+    from .data import find_sequences
+    from .evaluate import evaluate_sequences
+    from .inference import Predictor
+    from .metrics import format_table
+    result = evaluate_sequences(Predictor(args.model, args.backend), find_sequences(args.data),
+                                median_scaling=not args.no_median_scaling, max_depth=args.max_depth)
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_train(args) -> int:
     from .config import load_config
     from .trainer import Trainer
@@ -58,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [_add_train, _add_predict]
+_COMMANDS = [_add_train, _add_predict, _add_export, _add_evaluate, _add_synth, _add_benchmark]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,11 +16,12 @@ _CONFIGS: dict[str, dict[str, Any]] = {
     "spidepth_convnext_large_cityscapes_192x512": dict(
         encoder="convnext_large", channels=56, patch_size=16, num_queries=128, num_bins=128,
         height=192, width=512),
-    # CPU-friendly model used for the bundled default model: S at H/4.
+    # CPU-friendly model of the bundled default model: S at H/4, 120 tokens at 96x320
+    # (480 at 192x640, still within the 500-token table).
     "spidepth_small": dict(
         encoder="mobilenetv3_large_100", out_indices=(1, 2, 3, 4), decoder_widths=(96, 64, 32),
-        channels=32, patch_size=8, num_queries=32, num_bins=64, ffn_dim=256,
-        height=192, width=640),
+        channels=32, patch_size=4, num_queries=32, num_bins=64, ffn_dim=256,
+        height=96, width=320),
     # Tiny model for tests.
     "spidepth_tiny": dict(
         encoder="resnet10t", out_indices=(1, 2, 3, 4), decoder_widths=(32, 16, 16), channels=16,

@@ -1,0 +1,67 @@
+import pytest
+import torch
+import yaml
+
+from spidepth_core.checkpoint import load_model, read_checkpoint, save_model
+from spidepth_core.config import TrainConfig, load_config, parse_override
+from spidepth_core.models import create_model
+
+
+def test_checkpoint_roundtrip_rebuilds_same_model(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("spidepth_tiny", max_depth=40.0).eval()
+    path = tmp_path / "m.pt"
+    save_model(path, model, "spidepth_tiny")
+    ckpt = read_checkpoint(path)
+    assert ckpt["input_size"] == [64, 192] and ckpt["depth_range"] == [1e-3, 40.0]
+    assert ckpt["model_name"] == "spidepth_tiny"
+    x = torch.rand(1, 3, 64, 192)
+    with torch.no_grad():
+        assert torch.equal(model(x), load_model(path)(x))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp files left
+
+
+def test_failed_save_keeps_the_old_file(tmp_path):
+    model = create_model("spidepth_tiny")
+    path = tmp_path / "m.pt"
+    save_model(path, model)
+    before = path.read_bytes()
+    with pytest.raises(Exception):
+        save_model(path, model, extra=lambda: None)  # not picklable
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read"):
+        read_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a spidepth checkpoint"):
+        read_checkpoint(tmp_path / "other.pt")
+
+
+def test_config_layers(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"train": {"lr": "1e-4", "epochs": 3}, "pose": {"kind": "standard"}}))
+    cfg = load_config(f, ["train.epochs=5", "train.clip_grad=0.1", "model.overrides={max_depth: 50}"])
+    assert cfg.train.lr == 1e-4 and isinstance(cfg.train.lr, float)
+    assert cfg.train.epochs == 5 and cfg.train.clip_grad == 0.1
+    assert cfg.pose.kind == "standard" and cfg.model.overrides == {"max_depth": 50}
+    assert cfg.train.batch_size == TrainConfig().train.batch_size
+    out = tmp_path / "saved.yaml"
+    cfg.save(out)
+    assert load_config(out).to_dict() == cfg.to_dict()
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown config key"):
+        load_config(None, ["train.lrr=1"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        parse_override("train.lr")
+    with pytest.raises(ValueError, match="cannot use"):
+        load_config(None, ["train.epochs=many"])
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "none.yaml")

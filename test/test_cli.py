@@ -1,0 +1,48 @@
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+
+from conftest import ROOT, tiny_overrides
+from spidepth_core.cli import main
+
+
+def test_predict_writes_depth_outputs(tiny_checkpoint, world_dir, tmp_path):
+    folder = world_dir / "seq_0000"
+    assert main(["predict", str(folder / "000003.png"), "--model", str(tiny_checkpoint), "--backend", "torch",
+                 "--output", str(tmp_path)]) == 0
+    png = cv2.imread(str(tmp_path / "000003_depth.png"), cv2.IMREAD_UNCHANGED)
+    npy = np.load(tmp_path / "000003_depth.npy")
+    assert png.dtype == np.uint16 and png.shape == (64, 192) and npy.shape == (64, 192)
+    assert np.allclose(png / 1000.0, npy, atol=1e-3)
+    assert cv2.imread(str(tmp_path / "000003_preview.png")).shape == (128, 192, 3)
+
+
+def test_predict_folder_and_errors(tiny_checkpoint, world_dir, tmp_path, capsys):
+    assert main(["predict", str(world_dir / "seq_0001"), "--model", str(tiny_checkpoint), "--output",
+                 str(tmp_path)]) == 0
+    assert len(list(tmp_path.glob("*_depth.npy"))) == 24
+    assert main(["predict", str(tmp_path / "none.png"), "--model", str(tiny_checkpoint)]) == 2
+    assert "input not found" in capsys.readouterr().err
+    assert main(["predict", str(world_dir / "seq_0001"), "--model", str(tmp_path / "x.pt")]) == 2
+
+
+def test_train_command(world_dir, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", *tiny_overrides(world_dir, out, **{"train.max_steps": 2})]) == 0
+    assert (out / "last.pt").is_file()
+
+
+def test_core_imports_no_ros():
+    code = ("import sys, spidepth_core, spidepth_core.cli, spidepth_core.trainer, spidepth_core.inference, "
+            "spidepth_core.synth; bad=[m for m in sys.modules if m.split('.')[0] in "
+            "('rclpy','sensor_msgs','std_msgs','launch','launch_ros','diagnostic_msgs')]; print(bad); "
+            "sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for path in (ROOT / "spidepth_core").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            words = line.strip().split()
+            if words[:1] in (["import"], ["from"]) and len(words) > 1:
+                assert words[1].split(".")[0] not in ("rclpy", "sensor_msgs", "std_msgs", "launch_ros"), path

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+
+from spidepth_core.geometry import warp
+from spidepth_core.losses import SSIM, PhotometricLoss, min_reprojection, silog_loss, smoothness
+from spidepth_core.synth import StreetWorld, camera_path, kitti_like_K, render
+
+
+def test_identical_images_give_zero():
+    img = torch.rand(2, 3, 32, 48)
+    assert PhotometricLoss()(img, img).abs().max() < 1e-6
+    assert SSIM()(img, img).max() < 1e-6
+
+
+def test_different_images_give_positive_loss():
+    a, b = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
+    loss = PhotometricLoss()(a, b)
+    assert loss.shape == (1, 1, 32, 48) and loss.mean() > 0.1
+
+
+@pytest.fixture(scope="module")
+def two_views():
+    h, w = 96, 320
+    world, poses, K = StreetWorld(5), camera_path(5, 3), kitti_like_K(h, w)
+    (img0, depth0), (img1, _) = render(world, poses[0], K, h, w), render(world, poses[1], K, h, w)
+    to_t = lambda im: torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255
+    depth = torch.from_numpy(np.where(depth0 > 0, depth0, 1e4))[None, None].float()
+    T = torch.from_numpy(np.linalg.inv(poses[1]) @ poses[0]).float()[None]
+    return to_t(img0), to_t(img1), depth, torch.from_numpy(K).float()[None], T
+
+
+def test_true_depth_and_pose_reconstruct_the_target(two_views):
+    target, source, depth, K, T = two_views
+    loss = PhotometricLoss()
+    warped_err = loss(warp(source, depth, K, T), target)[..., 5:-5, 5:-5].median()
+    identity_err = loss(source, target)[..., 5:-5, 5:-5].median()
+    assert warped_err < 0.02
+    assert warped_err < 0.25 * identity_err
+
+
+def test_wrong_depth_reconstructs_worse(two_views):
+    target, source, depth, K, T = two_views
+    loss = PhotometricLoss()
+    right = loss(warp(source, depth, K, T), target).mean()
+    wrong = loss(warp(source, depth * 0.5, K, T), target).mean()
+    assert wrong > 1.5 * right
+
+
+def test_automask_masks_a_static_scene():
+    target = torch.rand(1, 3, 32, 48)
+    identity = PhotometricLoss()(target, target)           # static camera: source == target
+    reprojection = identity + 0.05                        # any warp does worse
+    loss, mask = min_reprojection(reprojection, identity)
+    assert mask.float().mean() == 0.0
+    assert loss.max() < 1e-3
+    loss_nomask, mask_all = min_reprojection(reprojection)
+    assert mask_all.all() and torch.allclose(loss_nomask, reprojection[:, 0])
+
+
+def test_min_over_sources_picks_the_smaller():
+    a, b = torch.full((1, 1, 4, 4), 0.3), torch.full((1, 1, 4, 4), 0.1)
+    loss, _ = min_reprojection(torch.cat([a, b], 1))
+    assert torch.allclose(loss, torch.full((1, 4, 4), 0.1))
+
+
+def test_smoothness():
+    img = torch.rand(1, 3, 16, 16)
+    assert smoothness(torch.full((1, 1, 16, 16), 7.0), img) == 0
+    ramp = torch.linspace(1, 2, 16).view(1, 1, 1, 16).expand(1, 1, 16, 16)
+    assert smoothness(ramp, img) > 0
+    # Mean-normalised: scaling the depth does not change it.
+    assert torch.isclose(smoothness(ramp, img), smoothness(ramp * 10, img))
+    # Image edges reduce the penalty.
+    edges = torch.zeros(1, 3, 16, 16)
+    edges[..., ::2] = 1
+    assert smoothness(ramp, edges) < smoothness(ramp, torch.zeros(1, 3, 16, 16))
+
+
+def test_silog():
+    gt = torch.rand(1, 1, 8, 8) * 10 + 1
+    mask = gt > 0
+    assert silog_loss(gt, gt, mask) < 1e-3
+    assert silog_loss(gt * 2, gt, mask) > 1.0

@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+from spidepth_core.models import DepthConfig, create_model, create_pose_net, list_models, model_config
+
+
+def _count(module) -> float:
+    return sum(p.numel() for p in module.parameters()) / 1e6
+
+
+def test_paper_depthnet_size():
+    model = create_model("spidepth_convnext_large_320x1024")
+    assert abs(_count(model) - 242.0) / 242.0 < 0.02
+    assert abs(_count(model.head) - 3.74) / 3.74 < 0.02
+
+
+def test_pose_net_sizes():
+    assert abs(_count(create_pose_net("strengthened", "resnet18")) - 12.5) / 12.5 < 0.02
+    assert abs(_count(create_pose_net("standard")) - 1.59) / 1.59 < 0.02
+
+
+def test_tiny_forward_in_depth_range():
+    torch.manual_seed(0)
+    model = create_model("spidepth_tiny", min_depth=0.5, max_depth=30.0).eval()
+    with torch.no_grad():
+        depth = model(torch.rand(2, 3, 64, 192))
+    assert depth.shape == (2, 1, 64, 192)
+    assert torch.isfinite(depth).all()
+    assert depth.min() >= 0.5 and depth.max() <= 30.0
+
+
+@pytest.mark.parametrize("kind", ["strengthened", "standard"])
+def test_backward_reaches_every_parameter(kind):
+    torch.manual_seed(0)
+    depth_net = create_model("spidepth_tiny")
+    pose_net = create_pose_net(kind, "resnet10t")
+    image = torch.rand(2, 3, 64, 192)
+    axis_angle, translation = pose_net(torch.cat([image, image.flip(-1)], 1))
+    loss = depth_net(image).mean() + axis_angle.sum() + translation.sum()
+    loss.backward()
+    for module in (depth_net, pose_net):
+        missing = [n for n, p in module.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+        assert not missing, missing
+
+
+def test_pose_outputs_are_small_and_shaped():
+    out = create_pose_net("standard")(torch.rand(3, 6, 64, 192))
+    assert out[0].shape == (3, 3) and out[1].shape == (3, 3)
+
+
+def test_registry_errors():
+    assert "spidepth_convnext_large_320x1024" in list_models()
+    with pytest.raises(KeyError, match="unknown model"):
+        create_model("nope")
+    with pytest.raises(ValueError, match="unknown DepthNet option"):
+        model_config("spidepth_tiny", not_a_field=1)
+    with pytest.raises(ValueError, match="unknown pose net"):
+        create_pose_net("huge")
+
+
+def test_too_few_tokens_is_a_clear_error():
+    model = create_model("spidepth_tiny").eval()
+    with pytest.raises(ValueError, match="tokens"):
+        model(torch.rand(1, 3, 16, 64))
+
+
+def test_config_roundtrip():
+    cfg = model_config("spidepth_small")
+    assert DepthConfig.from_dict(cfg.to_dict()) == cfg
