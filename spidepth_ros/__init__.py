@@ -1,0 +1,1 @@
+"""ROS 2 adapters around spidepth_core: the depth node and message conversions."""

@@ -1,0 +1,120 @@
+"""sensor_msgs <-> NumPy. Bad messages raise ValueError naming the problem."""
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
+
+CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 1, "8UC3": 3, "8UC1": 1}
+MAX_PIXELS = 40_000_000
+
+
+def image_to_rgb(msg: Image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """sensor_msgs/Image -> HxWx3 uint8 RGB."""
+    enc = msg.encoding
+    if enc not in CHANNELS:
+        raise ValueError(f"unsupported encoding {enc!r}; supported: {', '.join(CHANNELS)}")
+    h, w = msg.height, msg.width
+    if h == 0 or w == 0:
+        raise ValueError(f"empty image ({w}x{h})")
+    if h * w > max_pixels:
+        raise ValueError(f"image {w}x{h} exceeds the {max_pixels} pixel limit")
+    itemsize = 2 if enc == "mono16" else 1
+    row = w * CHANNELS[enc] * itemsize
+    if msg.step < row or len(msg.data) != msg.step * h:
+        raise ValueError(f"data length {len(msg.data)} does not match {w}x{h} {enc} with step {msg.step}")
+    buf = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray, memoryview)) else msg.data,
+                        np.uint8).reshape(h, msg.step)[:, :row]
+    if enc == "mono16":
+        big = bool(msg.is_bigendian)
+        px = buf.copy().view(">u2" if big else "<u2").reshape(h, w)
+        gray = (px >> 8).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    img = buf.reshape(h, w, CHANNELS[enc])
+    if enc in ("mono8", "8UC1"):
+        return np.repeat(img, 3, axis=2)
+    if enc in ("bgr8", "bgra8"):
+        return np.ascontiguousarray(img[..., 2::-1])
+    return np.ascontiguousarray(img[..., :3])
+
+
+def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
+    data = np.frombuffer(bytes(msg.data), np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise ValueError(f"cannot decode compressed image (format {msg.format!r}, {data.size} bytes)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def camera_info_K(msg: CameraInfo) -> np.ndarray | None:
+    """3x3 K, or None when it is zero / not finite."""
+    K = np.asarray(msg.k, np.float64).reshape(3, 3)
+    if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+        return None
+    return K
+
+
+def depth_to_msg(depth: np.ndarray, header) -> Image:
+    """HxW float32 metres (NaN invalid) -> 32FC1 Image with the input's header."""
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = depth.shape
+    msg.encoding = "32FC1"
+    msg.is_bigendian = int(sys.byteorder == "big")
+    msg.step = depth.shape[1] * 4
+    msg.data = np.ascontiguousarray(depth, np.float32).tobytes()
+    return msg
+
+
+def rgb_to_msg(rgb: np.ndarray, header) -> Image:
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = rgb.shape[:2]
+    msg.encoding = "rgb8"
+    msg.step = rgb.shape[1] * 3
+    msg.data = np.ascontiguousarray(rgb).tobytes()
+    return msg
+
+
+def scaled_camera_info(K: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int], header,
+                       info: CameraInfo | None = None) -> CameraInfo:
+    """CameraInfo for a resized image: K and P scaled as image_proc's resize does."""
+    sx, sy = dst_hw[1] / src_hw[1], dst_hw[0] / src_hw[0]
+    out = CameraInfo()
+    out.header = header
+    out.height, out.width = dst_hw
+    k = np.array(K, np.float64).reshape(-1)
+    k[[0, 2]] *= sx
+    k[[4, 5]] *= sy
+    out.k = k.tolist()
+    if info is not None and any(info.p):
+        p = np.asarray(info.p, np.float64).copy()
+    else:
+        p = np.zeros((3, 4))
+        p[:, :3] = K
+        p = p.reshape(-1)
+    p[[0, 2, 3]] *= sx
+    p[[5, 6]] *= sy
+    out.p = p.tolist()
+    out.r = list(info.r) if info is not None else np.eye(3).reshape(-1).tolist()
+    out.distortion_model = info.distortion_model if info is not None else "plumb_bob"
+    out.d = list(info.d) if info is not None else [0.0] * 5
+    return out
+
+
+def cloud_to_msg(cloud: np.ndarray, header) -> PointCloud2:
+    """Structured HxW array (spidepth_core.pointcloud) -> organised PointCloud2."""
+    msg = PointCloud2()
+    msg.header = header
+    msg.height, msg.width = cloud.shape
+    names = cloud.dtype.names
+    msg.fields = [PointField(name=n, offset=cloud.dtype.fields[n][1], datatype=PointField.FLOAT32, count=1)
+                  for n in names]
+    msg.is_bigendian = False
+    msg.point_step = cloud.dtype.itemsize
+    msg.row_step = msg.point_step * msg.width
+    msg.is_dense = False
+    msg.data = cloud.tobytes()
+    return msg

@@ -1,0 +1,237 @@
+"""depth_node: camera images in; depth (32FC1), depth/camera_info, depth/colored, points, /diagnostics out."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from spidepth_core.geometry import intrinsics_matrix, resize_intrinsics
+from spidepth_core.inference import Predictor
+from spidepth_core.pointcloud import decimate, depth_to_points, pack_cloud
+from spidepth_core.scale import ScaleEstimator
+from spidepth_core.viz import colorize_depth
+
+from . import conversions as conv
+from .params import PARAMETERS, check_choice, descriptor
+
+
+class _Rate:
+    """Events per second over the last ``window`` seconds."""
+
+    def __init__(self, window: float = 3.0) -> None:
+        self.window, self.times = window, deque()
+
+    def tick(self) -> None:
+        self.times.append(time.monotonic())
+
+    def hz(self) -> float:
+        now = time.monotonic()
+        while self.times and now - self.times[0] > self.window:
+            self.times.popleft()
+        return len(self.times) / self.window
+
+
+class DepthNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("depth_node", **kwargs)
+        for name, spec in PARAMETERS.items():
+            self.declare_parameter(name, spec[0], descriptor(name))
+        self.p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        for name in PARAMETERS:
+            error = check_choice(name, self.p[name])
+            if error:
+                raise ValueError(error)
+        self.predictor = Predictor(self.p["model_path"] or None, self.p["backend"], self.p["device"] or None)
+        self.get_logger().info(f"model {self.predictor.model_path} on {self.predictor.backend.name} "
+                               f"({self.predictor.backend_reason}), input {self.predictor.input_size}")
+        self.scale = self._make_scale(self.p)
+        self._make_io()
+        self._latest = None
+        self._cond = threading.Condition()
+        self._running = True
+        self._info: tuple[CameraInfo, float] | None = None
+        self._fallback_said = False
+        self.rates = {"in": _Rate(), "out": _Rate()}
+        self.latencies: deque = deque(maxlen=50)
+        self.dropped = self.errors = 0
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._work, daemon=True)
+        self._worker.start()
+
+    # -- setup -----------------------------------------------------------------
+    def _make_io(self) -> None:
+        reliability = (ReliabilityPolicy.RELIABLE if self.p["reliability"] == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(depth=2, reliability=reliability)
+        self.pub_depth = self.create_publisher(Image, "depth", qos)
+        self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qos)
+        self.pub_colored = self.create_publisher(Image, "depth/colored", qos)
+        self.pub_points = self.create_publisher(PointCloud2, "points", qos)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        if self.p["use_compressed"]:
+            self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos_profile_sensor_data)
+        else:
+            self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
+        self.create_subscription(CameraInfo, "camera_info", self._on_info, qos_profile_sensor_data)
+
+    @staticmethod
+    def _make_scale(p: dict) -> ScaleEstimator:
+        return ScaleEstimator(p["scale_policy"], p["depth_scale"], p["camera_height"], p["scale_smoothing"])
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        new = dict(self.p)
+        for param in params:
+            if param.name == "model_path" and param.value != self.p["model_path"]:
+                return SetParametersResult(successful=False, reason=(
+                    "model_path cannot change while running yet (live model swap is not implemented); "
+                    "restart the node with the new model"))
+            error = check_choice(param.name, param.value) if param.name in PARAMETERS else None
+            if error:
+                return SetParametersResult(successful=False, reason=error)
+            new[param.name] = param.value
+        if new["min_depth"] >= new["max_depth"]:
+            return SetParametersResult(successful=False, reason="min_depth must be below max_depth")
+        if any(new[k] != self.p[k] for k in ("scale_policy", "depth_scale", "camera_height", "scale_smoothing")):
+            self.scale = self._make_scale(new)
+        self.p = new
+        return SetParametersResult(successful=True)
+
+    # -- input -------------------------------------------------------------------
+    def _on_image(self, msg) -> None:
+        self.rates["in"].tick()
+        with self._cond:
+            if self._latest is not None:
+                self.dropped += 1  # never processed: a newer frame replaces it
+            self._latest = (msg, time.monotonic())
+            self._cond.notify()
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        if conv.camera_info_K(msg) is not None:
+            self._info = (msg, time.monotonic())
+
+    def _intrinsics(self, hw: tuple[int, int]) -> tuple[np.ndarray, CameraInfo | None]:
+        """K for an image of size hw, from camera_info if fresh, else the fallback parameters."""
+        if self._info is not None and time.monotonic() - self._info[1] <= self.p["camera_info_timeout"]:
+            info = self._info[0]
+            K = conv.camera_info_K(info)
+            if (info.height, info.width) != hw and info.height and info.width:
+                K = resize_intrinsics(K, (info.height, info.width), hw)
+            return K, info
+        h, w = hw
+        K = intrinsics_matrix(self.p["fx"] or 0.58 * w, self.p["fy"] or 1.92 * h, self.p["cx"] or w / 2.0,
+                              self.p["cy"] or h / 2.0)
+        if not self._fallback_said:
+            self.get_logger().warning(f"no usable camera_info: using intrinsics parameters fx={K[0, 0]:.1f} "
+                                      f"fy={K[1, 1]:.1f} cx={K[0, 2]:.1f} cy={K[1, 2]:.1f}")
+            self._fallback_said = True
+        return K, None
+
+    # -- work ----------------------------------------------------------------------
+    def _work(self) -> None:
+        while self._running:
+            with self._cond:
+                while self._latest is None and self._running:
+                    self._cond.wait(0.2)
+                if not self._running:
+                    return
+                (msg, arrived), self._latest = self._latest, None
+            try:
+                self.process(msg, arrived)
+            except ValueError as exc:
+                self.errors += 1
+                self.get_logger().error(f"dropped a frame: {exc}", throttle_duration_sec=5.0)
+            except Exception as exc:  # keep serving; report what happened
+                self.errors += 1
+                self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+
+    def _to_rgb(self, msg) -> np.ndarray:
+        if isinstance(msg, CompressedImage):
+            return conv.compressed_to_rgb(msg)
+        return conv.image_to_rgb(msg, self.p["max_image_pixels"])
+
+    def process(self, msg, arrived: float) -> None:
+        rgb = self._to_rgb(msg)
+        K_in, info = self._intrinsics(rgb.shape[:2])
+        result = self.predictor.predict(rgb, K_in, output_size=self.p["output_size"])
+        depth, K = result.depth, result.K
+        depth = depth * np.float32(self.scale.update(depth, K))
+        depth[~np.isfinite(depth) | (depth < self.p["min_depth"]) | (depth > self.p["max_depth"])] = np.nan
+        header = msg.header
+        self.pub_depth.publish(conv.depth_to_msg(depth, header))
+        self.pub_info.publish(conv.scaled_camera_info(K_in, rgb.shape[:2], depth.shape, header, info))
+        small = None
+        if self.pub_colored.get_subscription_count() > 0:
+            self.pub_colored.publish(conv.rgb_to_msg(colorize_depth(depth), header))
+        if self.pub_points.get_subscription_count() > 0:
+            small = self._resize_rgb(rgb, depth.shape) if self.p["point_color"] else None
+            self.pub_points.publish(conv.cloud_to_msg(self.cloud(depth, K, small), header))
+        self.latencies.append(time.monotonic() - arrived)
+        self.rates["out"].tick()
+
+    @staticmethod
+    def _resize_rgb(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+        import cv2
+        return rgb if rgb.shape[:2] == hw else cv2.resize(rgb, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+
+    def cloud(self, depth: np.ndarray, K: np.ndarray, rgb: np.ndarray | None) -> np.ndarray:
+        step = self.p["point_decimation"]
+        d, Kd = decimate(depth, K, step)
+        d = np.where(d > self.p["point_max_range"], np.nan, d)
+        colors = rgb[::step, ::step] if rgb is not None else None
+        return pack_cloud(depth_to_points(d, Kd), colors)
+
+    # -- diagnostics -------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        in_hz, out_hz = self.rates["in"].hz(), self.rates["out"].hz()
+        latency = 1000 * float(np.mean(self.latencies)) if self.latencies else float("nan")
+        status = DiagnosticStatus(name=f"{self.get_name()}: depth", hardware_id=self.predictor.backend.name)
+        stalled = in_hz > 0 and out_hz == 0
+        status.level = DiagnosticStatus.WARN if stalled else DiagnosticStatus.OK
+        status.message = "no output while images arrive" if stalled else "ok"
+        values = {"input_rate_hz": f"{in_hz:.2f}", "output_rate_hz": f"{out_hz:.2f}", "latency_ms": f"{latency:.1f}",
+                  "backend": self.predictor.backend.name, "dropped_frames": str(self.dropped),
+                  "bad_frames": str(self.errors), "scale_policy": self.p["scale_policy"],
+                  "scale": f"{self.scale.scale:.4f}"}
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        arr = DiagnosticArray(status=[status])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(arr)
+
+    def destroy_node(self) -> None:
+        self._running = False
+        with self._cond:
+            self._cond.notify_all()
+        self._worker.join(timeout=2.0)
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = DepthNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as exc:
+        print(f"depth_node: {exc}")
+        raise SystemExit(2) from exc
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Real rclpy over real DDS: start depth_node in its own process and talk to it from the test."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_node(params: dict, extra: list[str] | None = None, log: Path | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "spidepth_ros.depth_node", "--ros-args", "--params-file",
+           str(ROOT / "config" / "depth.yaml")]
+    for k, v in params.items():
+        cmd += ["-p", f"{k}:={v}"]
+    cmd += extra or []
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    out = open(log, "w") if log else subprocess.DEVNULL
+    return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_node(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Client:
+    """A test-side node: publishes camera topics, records what the depth node sends back."""
+
+    def __init__(self, name: str = "test_client") -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.pub_image = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.pub_compressed = self.node.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
+        self.pub_info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+        self.received = {k: [] for k in ("depth", "depth/camera_info", "depth/colored", "points", "/diagnostics")}
+        types = {"depth": Image, "depth/camera_info": CameraInfo, "depth/colored": Image, "points": PointCloud2,
+                 "/diagnostics": DiagnosticArray}
+        for topic, typ in types.items():
+            self.node.create_subscription(typ, topic, lambda m, t=topic: self.received[t].append(m), 10)
+
+    def spin_until(self, condition, timeout: float = 20.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.05)
+            if condition():
+                return True
+        return False
+
+    def wait_for_node(self, timeout: float = 60.0) -> bool:
+        return self.spin_until(lambda: self.pub_image.get_subscription_count() > 0, timeout)
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        self.rclpy.shutdown(context=self.context)
+
+
+def image_msg(rgb: np.ndarray, stamp: tuple[int, int] = (12, 345), frame_id: str = "cam_optical",
+              encoding: str = "rgb8"):
+    from sensor_msgs.msg import Image
+    msg = Image()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = rgb.shape[:2]
+    msg.encoding = encoding
+    data = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "mono8": rgb[..., :1]}[encoding]
+    msg.step = rgb.shape[1] * data.shape[2]
+    msg.data = np.ascontiguousarray(data).tobytes()
+    return msg
+
+
+def info_msg(K: np.ndarray, height: int, width: int, frame_id: str = "cam_optical"):
+    from sensor_msgs.msg import CameraInfo
+    msg = CameraInfo()
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = height, width
+    msg.k = np.asarray(K, float).reshape(-1).tolist()
+    P = np.zeros((3, 4))
+    P[:, :3] = K
+    msg.p = P.reshape(-1).tolist()
+    return msg
