@@ -8,27 +8,35 @@ from .pointcloud import depth_to_points
 POLICIES = ("none", "fixed", "camera_height")
 
 
+def _plane(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit normal, centroid) of the total-least-squares plane through Nx3 points."""
+    centroid = pts.mean(axis=0)
+    normal = np.linalg.svd(pts - centroid, full_matrices=False)[2][-1]
+    return normal, centroid
+
+
 def fit_ground_height(points: np.ndarray, min_normal_y: float = 0.85) -> float | None:
     """Camera height above a plane fitted to Nx3 points (optical frame, y down), or None if not ground-like.
 
-    Least squares on y = a x + b z + c, refitted on the inliers of the first fit.
+    A total-least-squares plane, refitted on the inliers of the first fit; its normal must be near y.
     """
-    pts = points[np.isfinite(points).all(axis=1)]
+    pts = points[np.isfinite(points).all(axis=1)].astype(np.float64)
     if len(pts) < 50:
         return None
-    keep = np.ones(len(pts), bool)
     for _ in range(2):
-        A = np.c_[pts[keep, 0], pts[keep, 2], np.ones(keep.sum())]
-        coef, *_ = np.linalg.lstsq(A, pts[keep, 1], rcond=None)
-        resid = np.abs(pts[:, 1] - np.c_[pts[:, 0], pts[:, 2], np.ones(len(pts))] @ coef)
-        keep = resid <= max(np.median(resid) * 2.5, 1e-6)
+        normal, centroid = _plane(pts)
+        resid = np.abs((pts - centroid) @ normal)
+        keep = resid <= max(np.median(resid) * 2.5, 1e-3)
         if keep.sum() < 50:
             return None
-    a, b, c = coef
-    normal_y = 1.0 / np.sqrt(a * a + b * b + 1.0)
-    if normal_y < min_normal_y or c <= 0:  # too tilted, or the plane is above the camera
+        pts = pts[keep]
+    normal, centroid = _plane(pts)
+    if normal[1] < 0:
+        normal = -normal
+    height = float(centroid @ normal)
+    if normal[1] < min_normal_y or height <= 0:  # too tilted, or the plane is above the camera
         return None
-    return float(c * normal_y)  # distance from the origin to the plane
+    return height
 
 
 class ScaleEstimator:

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+pytest.importorskip("sensor_msgs")
+from sensor_msgs.msg import CameraInfo  # noqa: E402
+
+from ros_helpers import ROOT, image_msg  # noqa: E402
+from spidepth_ros import conversions as conv  # noqa: E402
+
+
+def test_encodings_roundtrip_to_rgb():
+    rgb = np.random.default_rng(0).integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    assert np.array_equal(conv.image_to_rgb(image_msg(rgb, encoding="rgb8")), rgb)
+    assert np.array_equal(conv.image_to_rgb(image_msg(rgb, encoding="bgr8")), rgb)
+    mono = conv.image_to_rgb(image_msg(rgb, encoding="mono8"))
+    assert np.array_equal(mono[..., 1], rgb[..., 0])
+    m16 = image_msg(rgb, encoding="mono8")
+    m16.encoding, m16.step = "mono16", 16
+    m16.data = (np.arange(48, dtype="<u2") * 256).tobytes()
+    assert conv.image_to_rgb(m16)[0, 1, 0] == 1
+
+
+def test_padded_rows_are_accepted():
+    rgb = np.random.default_rng(1).integers(0, 255, (4, 5, 3), dtype=np.uint8)
+    msg = image_msg(rgb)
+    msg.step = 16
+    msg.data = np.pad(rgb.reshape(4, 15), ((0, 0), (0, 1))).tobytes()
+    assert np.array_equal(conv.image_to_rgb(msg), rgb)
+
+
+def test_bad_images_are_clear_errors():
+    msg = image_msg(np.zeros((4, 4, 3), np.uint8))
+    msg.data = msg.data[:-1]
+    with pytest.raises(ValueError, match="data length"):
+        conv.image_to_rgb(msg)
+    with pytest.raises(ValueError, match="pixel limit"):
+        conv.image_to_rgb(image_msg(np.zeros((4, 4, 3), np.uint8)), max_pixels=10)
+
+
+def test_camera_info_scaling_matches_image_proc():
+    info = CameraInfo()
+    info.k = [700.0, 0, 640, 0, 710, 360, 0, 0, 1]
+    info.p = [700.0, 0, 640, 10, 0, 710, 360, 20, 0, 0, 1, 0]
+    out = conv.scaled_camera_info(np.reshape(info.k, (3, 3)), (720, 1280), (192, 640), info.header, info)
+    sx, sy = 0.5, 192 / 720
+    assert np.allclose(out.k, [700 * sx, 0, 640 * sx, 0, 710 * sy, 360 * sy, 0, 0, 1])
+    assert np.allclose(out.p, [700 * sx, 0, 640 * sx, 10 * sx, 0, 710 * sy, 360 * sy, 20, 0, 0, 1, 0])
+    assert conv.camera_info_K(CameraInfo()) is None
+
+
+def test_launch_file_describes_the_node():
+    launch = pytest.importorskip("launch", reason="launch/launch_ros are not installable from PyPI here")
+    pytest.importorskip("launch_ros")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("depth_launch", ROOT / "launch" / "depth.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert isinstance(module.generate_launch_description(), launch.LaunchDescription)

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from spidepth_core.geometry import intrinsics_matrix
+from spidepth_core.pointcloud import XYZ_DTYPE, XYZRGB_DTYPE, decimate, depth_to_points, pack_cloud, write_ply
+from spidepth_core.scale import ScaleEstimator, fit_ground_height
+
+K = intrinsics_matrix(100.0, 120.0, 63.5, 47.5)
+
+
+def test_points_land_where_backprojection_puts_them():
+    depth = np.random.default_rng(0).uniform(1, 20, (96, 128)).astype(np.float32)
+    depth[5, 7] = np.nan
+    pts = depth_to_points(depth, K)
+    v, u = 40, 100
+    z = depth[v, u]
+    assert np.allclose(pts[v, u], [(u - 63.5) * z / 100, (v - 47.5) * z / 120, z], rtol=1e-5)
+    assert np.isnan(pts[5, 7]).all()
+
+
+def test_cloud_layout():
+    pts = np.ones((4, 5, 3), np.float32)
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 0] = 10  # R
+    rgb[..., 2] = 30  # B
+    cloud = pack_cloud(pts, rgb)
+    assert cloud.dtype == XYZRGB_DTYPE and cloud.dtype.itemsize == 32
+    raw = cloud.tobytes()[16:20]
+    assert raw == bytes([30, 0, 10, 0])  # B, G, R, pad
+    assert pack_cloud(pts).dtype == XYZ_DTYPE and XYZ_DTYPE.itemsize == 16
+
+
+def test_decimation_keeps_geometry():
+    depth = np.full((96, 128), 5.0, np.float32)
+    d2, K2 = decimate(depth, K, 4)
+    assert d2.shape == (24, 32)
+    full = depth_to_points(depth, K)
+    small = depth_to_points(d2, K2)
+    # Pixel (v, u) of the small grid is (4v, 4u) of the full one, up to the half-pixel shift of the centres.
+    assert np.allclose(small[3, 5, 2], full[12, 20, 2])
+    assert abs(small[3, 5, 0] - full[12, 20, 0]) < 0.2
+
+
+def test_ply(tmp_path):
+    pts = np.array([[[0, 0, 1], [np.nan, np.nan, np.nan]]], np.float32)
+    assert write_ply(tmp_path / "c.ply", pts, np.zeros((1, 2, 3), np.uint8)) == 1
+    assert "element vertex 1" in (tmp_path / "c.ply").read_text()
+
+
+def _ground_depth(height_m: float, h=96, w=128) -> np.ndarray:
+    v = np.arange(h, dtype=np.float64)[:, None].repeat(w, 1)
+    with np.errstate(divide="ignore"):
+        z = height_m * K[1, 1] / (v - K[1, 2])
+    z[v <= K[1, 2] + 1] = 50.0
+    return z.astype(np.float32)
+
+
+def test_ground_plane_height():
+    pts = depth_to_points(_ground_depth(1.6), K)[70:].reshape(-1, 3)
+    assert fit_ground_height(pts) == pytest.approx(1.6, rel=1e-3)
+    wall = np.c_[np.random.rand(500), np.random.rand(500), np.full(500, 5.0)]
+    assert fit_ground_height(wall) is None
+
+
+def test_camera_height_policy_recovers_scale():
+    est = ScaleEstimator("camera_height", camera_height=1.6, smoothing=0.5)
+    raw = _ground_depth(1.6) / 4.0  # network depth off by 4x
+    for _ in range(10):
+        scale = est.update(raw, K)
+    assert scale == pytest.approx(4.0, rel=1e-2)
+
+
+def test_fixed_and_none_policies():
+    assert ScaleEstimator("fixed", depth_scale=5.4).update(np.ones((8, 8)), K) == 5.4
+    assert ScaleEstimator("none").update(np.ones((8, 8)), K) == 1.0
+    with pytest.raises(ValueError):
+        ScaleEstimator("magic")
+    with pytest.raises(ValueError):
+        ScaleEstimator("fixed", depth_scale=0)
