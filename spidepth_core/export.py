@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import read_checkpoint
+from .inference.tensorrt import file_sha256
 from .models import DepthConfig, DepthNet
 
 OPSET = 17
@@ -36,8 +37,8 @@ class _ExportWrapper(nn.Module):
         return self.model(image)
 
 
-def export_metadata(ckpt: dict, height: int, width: int, fp16: bool) -> dict:
-    return {"model_name": ckpt.get("model_name", "custom"), "config": ckpt["config"],
+def export_metadata(ckpt: dict, height: int, width: int, fp16: bool, checkpoint_sha256: str = "") -> dict:
+    return {"checkpoint_sha256": checkpoint_sha256, "model_name": ckpt.get("model_name", "custom"), "config": ckpt["config"],
             "input_size": [height, width], "trained_size": ckpt["input_size"],
             "depth_range": ckpt["depth_range"], "input_format": ckpt.get("input_format"),
             "intrinsics_convention": ckpt.get("intrinsics_convention"), "precision": "fp16" if fp16 else "fp32",
@@ -66,8 +67,12 @@ def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = No
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
     proto = onnx.load(str(tmp))
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    del dims[:]
+    for value in (1, 1, height, width):  # static output shape (the final Resize's size is computed)
+        dims.add().dim_value = value
     meta = proto.metadata_props.add()
-    meta.key, meta.value = "spidepth", json.dumps(export_metadata(ckpt, height, width, fp16))
+    meta.key, meta.value = "spidepth", json.dumps(export_metadata(ckpt, height, width, fp16, file_sha256(checkpoint)))
     onnx.checker.check_model(proto)
     onnx.save(proto, str(tmp))
     os.replace(tmp, out)

@@ -1,6 +1,7 @@
 """Predictor: uint8 camera image in, depth in metres out, on the fastest available backend."""
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,22 @@ def _has_tensorrt_gpu() -> bool:
 
 
 def _onnx_for(model: Path) -> Path | None:
+    """The ONNX exported from exactly this checkpoint, if it lies beside it."""
     onnx = model.with_suffix(".onnx")
-    return onnx if onnx.is_file() else None
+    if not onnx.is_file():
+        return None
+    try:
+        import onnx as onnx_lib
+
+        from .tensorrt import file_sha256
+        props = {p.key: p.value for p in onnx_lib.load(str(onnx), load_external_data=False).metadata_props}
+        exported_from = json.loads(props.get("spidepth", "{}")).get("checkpoint_sha256")
+    except Exception:  # unreadable ONNX: do not use it
+        return None
+    if exported_from != file_sha256(model):
+        log.warning("ignoring %s: it was not exported from %s (re-run spidepth export)", onnx.name, model.name)
+        return None
+    return onnx
 
 
 def choose_backend(model: Path, backend: str) -> tuple[str, str]:
@@ -56,8 +71,9 @@ def choose_backend(model: Path, backend: str) -> tuple[str, str]:
         return "onnxruntime", "ONNX model and no TensorRT+GPU"
     try:
         import onnxruntime  # noqa: F401
-        if _onnx_for(model) is not None:
-            return "onnxruntime", f"found {_onnx_for(model).name} beside the checkpoint"
+        onnx = _onnx_for(model)
+        if onnx is not None:
+            return "onnxruntime", f"found {onnx.name}, exported from this checkpoint, beside it"
     except ImportError:
         pass
     return "torch", "checkpoint without an exported ONNX file"
