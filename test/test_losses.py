@@ -33,10 +33,12 @@ def two_views():
 def test_true_depth_and_pose_reconstruct_the_target(two_views):
     target, source, depth, K, T = two_views
     loss = PhotometricLoss()
-    warped_err = loss(warp(source, depth, K, T), target)[..., 5:-5, 5:-5].median()
-    identity_err = loss(source, target)[..., 5:-5, 5:-5].median()
-    assert warped_err < 0.02
-    assert warped_err < 0.25 * identity_err
+    err = lambda img: loss(img, target)[..., 5:-5, 5:-5].median()
+    warped_err = err(warp(source, depth, K, T))
+    # What is left is texture resampling at 96x320.
+    assert warped_err < 0.05
+    assert warped_err < 0.2 * err(source)
+    assert warped_err < 0.5 * err(warp(source, depth * 0.8, K, T))
 
 
 def test_wrong_depth_reconstructs_worse(two_views):

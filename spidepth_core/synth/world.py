@@ -89,16 +89,22 @@ def camera_path(seed: int, frames: int, stops: bool = False) -> np.ndarray:
     rng = np.random.default_rng(seed + 1_000_003)
     t = np.arange(frames) / FPS
     speed = rng.uniform(6, 10) * (1 + 0.3 * np.sin(2 * np.pi * t / rng.uniform(6, 14) + rng.uniform(0, 6)))
+    moving = np.ones(frames)
     if stops and frames > 20:
         start = rng.integers(frames // 4, frames // 2)
-        ramp = np.clip(np.abs(np.arange(frames) - start - 8) / 8.0 - 0.5, 0, 1)
-        speed = speed * ramp
+        moving = np.clip(np.abs(np.arange(frames) - start - 10) / 4.0 - 2.0, 0, 1)  # ~16 frames at rest
+        speed = speed * moving
+    # Sway and vibration run on a clock that stops with the vehicle (equal to t without stops).
+    tau = np.concatenate([[0.0], np.cumsum(moving[:-1])]) / FPS
     z = np.concatenate([[0.0], np.cumsum(speed[:-1] / FPS)])
-    x = 1.6 + 0.3 * np.sin(2 * np.pi * t / rng.uniform(5, 10) + rng.uniform(0, 6))
-    yaw = np.arctan2(np.gradient(x), np.maximum(np.gradient(z), 1e-3)) + 0.01 * np.sin(t * 1.3)
-    pitch = np.deg2rad(0.6) * np.sin(2 * np.pi * t / 1.7 + rng.uniform(0, 6))
-    roll = np.deg2rad(0.4) * np.sin(2 * np.pi * t / 2.3 + rng.uniform(0, 6))
-    height = rng.uniform(1.5, 1.8) + 0.02 * np.sin(2 * np.pi * t / 1.1)
+    x = 1.6 + 0.3 * np.sin(2 * np.pi * tau / rng.uniform(5, 10) + rng.uniform(0, 6))
+    yaw = np.arctan2(np.gradient(x), np.maximum(np.gradient(z), 1e-3)) + 0.01 * np.sin(tau * 1.3)
+    for i in range(1, frames):
+        if moving[i] == 0 or moving[i - 1] == 0:
+            yaw[i] = yaw[i - 1]  # heading holds while halted
+    pitch = np.deg2rad(0.6) * np.sin(2 * np.pi * tau / 1.7 + rng.uniform(0, 6))
+    roll = np.deg2rad(0.4) * np.sin(2 * np.pi * tau / 2.3 + rng.uniform(0, 6))
+    height = rng.uniform(1.5, 1.8) + 0.02 * np.sin(2 * np.pi * tau / 1.1)
     poses = np.tile(np.eye(4), (frames, 1, 1))
     for i in range(frames):
         poses[i, :3, :3] = rotation(yaw[i], pitch[i], roll[i])
