@@ -14,7 +14,43 @@ def _add_train(sub) -> None:
     p.add_argument("config", nargs="?", help="YAML config (see config/train_*.yaml)")
     p.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.lr=1e-4")
     p.add_argument("--restart", action="store_true", help="ignore an existing last.pt in run.out_dir")
+    p.add_argument("--bag", help="train on rosbag2 recording(s): a bag folder or a folder of bags")
+    p.add_argument("--image-topic", help="with --bag: Image or CompressedImage topic")
+    p.add_argument("--camera-info-topic", help="with --bag: CameraInfo topic (or give data.intrinsics=YAML)")
+    p.add_argument("--init", help="fine-tune from this checkpoint (e.g. the bundled model)")
     p.set_defaults(func=cmd_train)
+
+
+def _add_deploy(sub) -> None:
+    p = sub.add_parser("deploy", help="best checkpoint of a run -> ONNX (+ TensorRT engine where possible)")
+    p.add_argument("run_dir")
+    p.add_argument("--fp16", action="store_true")
+    p.set_defaults(func=cmd_deploy)
+
+
+def cmd_deploy(args) -> int:
+    from .export import check_parity, export_onnx
+    run = Path(args.run_dir)
+    ckpt = next((run / n for n in ("best.pt", "last.pt") if (run / n).is_file()), None)
+    if ckpt is None:
+        raise FileNotFoundError(f"no best.pt or last.pt in {run}")
+    out = run / "deploy"
+    out.mkdir(exist_ok=True)
+    model = out / "model.pt"
+    from .checkpoint import load_model, read_checkpoint, save_model
+    ckpt_meta = read_checkpoint(ckpt)
+    save_model(model, load_model(ckpt), ckpt_meta.get("model_name", "custom"))  # weights only, no train state
+    onnx = export_onnx(model, out / "model.onnx", fp16=args.fp16)
+    diff = check_parity(model, onnx)
+    print(f"deploy: {ckpt.name} -> {model} and {onnx} (onnxruntime max rel diff {diff['max_rel']:.1e})")
+    from .inference.predictor import _has_tensorrt_gpu
+    if _has_tensorrt_gpu():
+        from .inference.tensorrt import engine_for_onnx
+        print(f"deploy: TensorRT engine {engine_for_onnx(onnx)}")
+    else:
+        print("deploy: no TensorRT + GPU here; the node builds the engine on first start where they exist")
+    print(f"deploy: live swap into a running node with\n  ros2 param set /depth_node model_path {onnx.resolve()}")
+    return 0
 
 
 def _add_predict(sub) -> None:
@@ -190,6 +226,14 @@ def cmd_train(args) -> int:
     if config and "=" in config:  # only overrides given
         overrides.insert(0, config)
         config = None
+    if args.bag:
+        overrides += ["data.source=bag", f"data.path={args.bag}"]
+        if args.image_topic:
+            overrides.append(f"data.image_topic={args.image_topic}")
+        if args.camera_info_topic:
+            overrides.append(f"data.camera_info_topic={args.camera_info_topic}")
+    if args.init:
+        overrides.append(f"model.init={args.init}")
     cfg = load_config(config, overrides)
     trainer = Trainer(cfg, resume=not args.restart)
     scalars = trainer.fit()
@@ -214,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [_add_train, _add_predict, _add_export, _add_evaluate, _add_synth, _add_benchmark]
+_COMMANDS = [_add_train, _add_deploy, _add_predict, _add_export, _add_evaluate, _add_synth, _add_benchmark]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,7 +39,8 @@ class DataSection:
     image_topic: str | None = None                 # bag source
     camera_info_topic: str | None = None
     cache_dir: str | None = None
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1                      # bags: last part of each recording held out
+    min_motion: float = 1.0                        # bags: skip frames with less mean grey change
 
 
 @dataclass
@@ -55,6 +56,7 @@ class TrainSection:
     seed: int = 0
     smoothness: float = 1e-3
     automask: bool = True
+    depth_relative_translation: bool = True        # translation in units of mean depth (see objective.py)
     flip: float = 0.5
     color_jitter: float = 0.5
     max_steps: int | None = None                   # stop after this many optimiser steps

@@ -10,14 +10,17 @@ from .geometry import pose_to_matrix, warp
 from .losses import PhotometricLoss, min_reprojection, smoothness
 
 
-def relative_pose(pose_net: nn.Module, target: torch.Tensor, source: torch.Tensor,
-                  frame_id: int) -> torch.Tensor:
-    """T [B,4,4] taking target-camera points to the source camera; inputs in temporal order."""
-    if frame_id < 0:
-        axis_angle, translation = pose_net(torch.cat([source, target], dim=1))
-        return pose_to_matrix(axis_angle, translation, invert=True)
-    axis_angle, translation = pose_net(torch.cat([target, source], dim=1))
-    return pose_to_matrix(axis_angle, translation)
+def relative_pose(pose_net: nn.Module, target: torch.Tensor, source: torch.Tensor, frame_id: int,
+                  translation_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """T [B,4,4] taking target-camera points to the source camera; inputs in temporal order.
+
+    ``translation_scale`` [B,1] multiplies the predicted translation (see SelfSupervisedObjective).
+    """
+    pair = torch.cat([source, target] if frame_id < 0 else [target, source], dim=1)
+    axis_angle, translation = pose_net(pair)
+    if translation_scale is not None:
+        translation = translation * translation_scale
+    return pose_to_matrix(axis_angle, translation, invert=frame_id < 0)
 
 
 @dataclass
@@ -35,8 +38,18 @@ class ObjectiveOutput:
 
 
 class SelfSupervisedObjective(nn.Module):
-    def __init__(self, frame_ids=(0, -1, 1), smoothness_weight: float = 1e-3, automask: bool = True) -> None:
+    """Photometric view synthesis loss.
+
+    ``depth_relative_translation``: the pose net's translation is taken in units of the mean predicted
+    depth (detached). Depth and translation then share one scale from the first step, which keeps
+    monocular training from a random or weak start out of the shrink-the-depth trap; it has no effect
+    on inference and none on stereo (the stereo transform is metric).
+    """
+
+    def __init__(self, frame_ids=(0, -1, 1), smoothness_weight: float = 1e-3, automask: bool = True,
+                 depth_relative_translation: bool = True) -> None:
         super().__init__()
+        self.depth_relative_translation = depth_relative_translation
         self.frame_ids = list(frame_ids)
         self.smoothness_weight = smoothness_weight
         self.automask = automask
@@ -47,9 +60,10 @@ class SelfSupervisedObjective(nn.Module):
         target = frames[:, 0]
         depth = depth_net(aug[:, 0]).float()
         sources, transforms = [], []
+        t_scale = depth.detach().mean(dim=(1, 2, 3))[:, None] if self.depth_relative_translation else None
         for j, frame_id in enumerate(self.frame_ids[1:], start=1):
             sources.append(frames[:, j])
-            transforms.append(relative_pose(pose_net, aug[:, 0], aug[:, j], frame_id).float())
+            transforms.append(relative_pose(pose_net, aug[:, 0], aug[:, j], frame_id, t_scale).float())
         if "stereo" in batch:
             sources.append(batch["stereo"])
             transforms.append(batch["stereo_T"])

@@ -76,7 +76,8 @@ class Trainer:
         self.depth_cfg = depth_net.config
         self.depth_net = self._wrap(depth_net)
         self.pose_net = self._wrap(pose_net)
-        self.objective = SelfSupervisedObjective(cfg.data.frame_ids, cfg.train.smoothness, cfg.train.automask)
+        self.objective = SelfSupervisedObjective(cfg.data.frame_ids, cfg.train.smoothness, cfg.train.automask,
+                                                 cfg.train.depth_relative_translation)
         params = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
         self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.train.step_size, cfg.train.gamma)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from collections import deque
 
 import numpy as np
@@ -11,11 +12,12 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from spidepth_core.geometry import intrinsics_matrix, resize_intrinsics
-from spidepth_core.inference import Predictor
+from spidepth_core.inference import Predictor, validate_model_file
 from spidepth_core.pointcloud import decimate, depth_to_points, pack_cloud
 from spidepth_core.scale import ScaleEstimator
 from spidepth_core.viz import colorize_depth
@@ -50,9 +52,9 @@ class DepthNode(Node):
             error = check_choice(name, self.p[name])
             if error:
                 raise ValueError(error)
-        self.predictor = Predictor(self.p["model_path"] or None, self.p["backend"], self.p["device"] or None)
-        self.get_logger().info(f"model {self.predictor.model_path} on {self.predictor.backend.name} "
-                               f"({self.predictor.backend_reason}), input {self.predictor.input_size}")
+        self.predictor = self._load(self.p["model_path"])
+        self.model_status = "ok"
+        self._swap_lock = threading.Lock()
         self.scale = self._make_scale(self.p)
         self._make_io()
         self._latest = None
@@ -84,6 +86,43 @@ class DepthNode(Node):
             self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
         self.create_subscription(CameraInfo, "camera_info", self._on_info, qos_profile_sensor_data)
 
+    def _load(self, path: str) -> Predictor:
+        predictor = Predictor(path or None, self.p["backend"], self.p["device"] or None)
+        self.get_logger().info(f"model {predictor.model_path} on {predictor.backend.name} "
+                               f"({predictor.backend_reason}), input {predictor.input_size}")
+        return predictor
+
+    def _swap_model(self, path: str, previous: str) -> None:
+        """Background load; frames keep flowing on the old model until the new one is ready."""
+        try:
+            new = self._load(path)
+        except Exception as exc:
+            self.model_status = f"swap to {path} failed: {exc}"
+            self.get_logger().error(f"model swap failed, keeping the old model: {exc}")
+            self.set_parameters([Parameter("model_path", value=previous)])
+        else:
+            self.predictor = new  # one reference assignment: the worker picks it up on its next frame
+            self.model_status = f"swapped to {path}"
+            self.get_logger().info(f"now serving {path}")
+        finally:
+            self._swap_lock.release()
+
+    def _start_swap(self, path: str) -> str | None:
+        """Reason to reject the new model_path, or None after starting the background load."""
+        try:
+            validate_model_file(path or self._default_model(), self.p["backend"])
+        except (OSError, ValueError, RuntimeError) as exc:
+            return f"model_path rejected, keeping the current model: {exc}"
+        if not self._swap_lock.acquire(blocking=False):
+            return "a model swap is already in progress"
+        threading.Thread(target=self._swap_model, args=(path, self.p["model_path"]), daemon=True).start()
+        return None
+
+    @staticmethod
+    def _default_model() -> str:
+        from spidepth_core.inference import default_model_path
+        return str(default_model_path())
+
     @staticmethod
     def _make_scale(p: dict) -> ScaleEstimator:
         return ScaleEstimator(p["scale_policy"], p["depth_scale"], p["camera_height"], p["scale_smoothing"])
@@ -92,9 +131,10 @@ class DepthNode(Node):
         new = dict(self.p)
         for param in params:
             if param.name == "model_path" and param.value != self.p["model_path"]:
-                return SetParametersResult(successful=False, reason=(
-                    "model_path cannot change while running yet (live model swap is not implemented); "
-                    "restart the node with the new model"))
+                if str(self.predictor.model_path) != str(Path(param.value or self._default_model())):
+                    reason = self._start_swap(param.value)
+                    if reason:
+                        return SetParametersResult(successful=False, reason=reason)
             error = check_choice(param.name, param.value) if param.name in PARAMETERS else None
             if error:
                 return SetParametersResult(successful=False, reason=error)
@@ -162,7 +202,8 @@ class DepthNode(Node):
     def process(self, msg, arrived: float) -> None:
         rgb = self._to_rgb(msg)
         K_in, info = self._intrinsics(rgb.shape[:2])
-        result = self.predictor.predict(rgb, K_in, output_size=self.p["output_size"])
+        predictor = self.predictor
+        result = predictor.predict(rgb, K_in, output_size=self.p["output_size"])
         depth, K = result.depth, result.K
         depth = depth * np.float32(self.scale.update(depth, K))
         depth[~np.isfinite(depth) | (depth < self.p["min_depth"]) | (depth > self.p["max_depth"])] = np.nan
@@ -201,7 +242,8 @@ class DepthNode(Node):
         values = {"input_rate_hz": f"{in_hz:.2f}", "output_rate_hz": f"{out_hz:.2f}", "latency_ms": f"{latency:.1f}",
                   "backend": self.predictor.backend.name, "dropped_frames": str(self.dropped),
                   "bad_frames": str(self.errors), "scale_policy": self.p["scale_policy"],
-                  "scale": f"{self.scale.scale:.4f}"}
+                  "scale": f"{self.scale.scale:.4f}", "model": str(self.predictor.model_path),
+                  "model_status": self.model_status}
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()

@@ -84,3 +84,116 @@ def read_camera(path: str | Path, image_topic: str, info_topic: str | None = Non
             raise ValueError(f"bag {path} is truncated or corrupt: {exc}") from exc
     finally:
         reader.close()
+
+
+def find_bags(path: str | Path) -> list[Path]:
+    """``path`` if it is a bag (folder with metadata.yaml, or an .mcap/.db3 file), else the bags inside it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"bag not found: {path}")
+    if (path / "metadata.yaml").is_file() or path.suffix in (".mcap", ".db3"):
+        return [path]
+    bags = sorted(p for p in path.iterdir() if (p / "metadata.yaml").is_file())
+    if not bags:
+        raise ValueError(f"{path} is not a rosbag2 folder and holds none")
+    return bags
+
+
+def _thumb(rgb: np.ndarray) -> np.ndarray:
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(gray, (80, max(8, 80 * gray.shape[0] // gray.shape[1])), interpolation=cv2.INTER_AREA)
+
+
+def decode_bag(bag: Path, out: Path, image_topic: str, info_topic: str | None, intrinsics: str | None,
+               min_motion: float = 1.0) -> Path:
+    """Decode a bag once into an image folder (skipping frames that barely differ from the last kept one).
+
+    ``min_motion``: mean absolute grey-level change (0..255, on an 80-pixel-wide thumbnail) a frame
+    needs over the previous kept frame. Writes frames, stamps.txt, intrinsics.yaml, then ``.complete``.
+    """
+    import yaml
+    from tqdm import tqdm
+
+    from .intrinsics import load_intrinsics
+    if (out / ".complete").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    K = size = last = None
+    stamps, seen, kept = [], 0, 0
+    for stamp, rgb, K_msg, _ in tqdm(read_camera(bag, image_topic, info_topic), desc=f"decoding {bag.name}",
+                                     unit="msg"):
+        if rgb is None:
+            if K is None and K_msg is not None:
+                K = K_msg
+            continue
+        seen += 1
+        if size is None:
+            size = rgb.shape[:2]
+        elif rgb.shape[:2] != size:
+            raise ValueError(f"{bag}: image size changes from {size[1]}x{size[0]} to {rgb.shape[1]}x{rgb.shape[0]}")
+        thumb = _thumb(rgb).astype(np.float32)
+        if last is not None and np.abs(thumb - last).mean() < min_motion:
+            continue
+        last = thumb
+        cv2.imwrite(str(out / f"{kept:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        stamps.append(stamp)
+        kept += 1
+    if seen == 0:
+        raise ValueError(f"no images on {image_topic} in {bag}")
+    if intrinsics:
+        K, k_size = load_intrinsics(intrinsics)
+        if k_size is not None and tuple(k_size) != tuple(size):
+            from ..geometry import resize_intrinsics
+            K = resize_intrinsics(K, k_size, size)
+    if K is None:
+        raise ValueError(f"{bag}: no CameraInfo with a valid K{' on ' + info_topic if info_topic else ''} "
+                         f"and no intrinsics YAML given")
+    np.savetxt(out / "stamps.txt", np.array(stamps, dtype=np.int64), fmt="%d")
+    (out / "intrinsics.yaml").write_text(yaml.safe_dump(dict(
+        fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]), height=int(size[0]),
+        width=int(size[1]), source=str(bag), frames_seen=seen, frames_kept=kept)))
+    (out / ".complete").touch()
+    return out
+
+
+class SubSequence:
+    """Frames [start, stop) of a sequence (used for the time split)."""
+
+    def __init__(self, seq, start: int, stop: int) -> None:
+        self.seq, self.start, self.stop = seq, start, stop
+        self.K, self.size = seq.K, seq.size
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def image(self, i: int) -> np.ndarray:
+        return self.seq.image(self.start + i)
+
+    def depth(self, i: int):
+        return self.seq.depth(self.start + i)
+
+    def stereo(self, i: int):
+        return None
+
+
+def bag_sequences(path: str | Path, image_topic: str | None, info_topic: str | None = None,
+                  intrinsics: str | None = None, cache_dir: str | None = None, val_fraction: float = 0.0,
+                  min_motion: float = 1.0) -> tuple[list, list]:
+    """(train, val) sequences from one or more bags; the last ``val_fraction`` of each bag (in time) is val."""
+    import hashlib
+
+    from .folder import FolderSequence
+    if not image_topic:
+        raise ValueError("data.image_topic is required for bags (e.g. /camera/image_raw)")
+    train, val = [], []
+    for bag in find_bags(path):
+        tag = hashlib.sha256(f"{bag.resolve()}|{image_topic}|{info_topic}|{intrinsics}|{min_motion}".encode())
+        cache = Path(cache_dir or Path.home() / ".cache" / "spidepth" / "bags") / f"{bag.name}-{tag.hexdigest()[:10]}"
+        seq = FolderSequence(decode_bag(bag, cache, image_topic, info_topic, intrinsics, min_motion))
+        n_val = int(round(len(seq) * val_fraction))
+        if n_val >= 3 and len(seq) - n_val >= 3:
+            train.append(SubSequence(seq, 0, len(seq) - n_val))
+            val.append(SubSequence(seq, len(seq) - n_val, len(seq)))
+        else:
+            train.append(seq)
+    return train, val

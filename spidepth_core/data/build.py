@@ -13,9 +13,6 @@ def _sequences(data, path: str) -> list:
     if data.source == "video":
         cache = Path(data.cache_dir or Path(path).with_suffix("")).expanduser()
         return find_sequences(video_to_folder(path, cache), data.intrinsics)
-    if data.source == "bag":
-        from .bag import bag_sequences
-        return bag_sequences(path, data.image_topic, data.camera_info_topic, data.intrinsics, data.cache_dir)
     raise ValueError(f"unknown data.source {data.source!r}; choose folder, video or bag")
 
 
@@ -25,7 +22,17 @@ def build_datasets(data, height: int, width: int, train) -> tuple[TripletDataset
         raise ValueError("data.path is not set (the folder, video or bag to train on)")
     common = dict(height=height, width=width, frame_ids=data.frame_ids, stride=data.stride,
                   stereo_baseline=data.stereo_baseline, seed=train.seed)
-    train_ds = TripletDataset(_sequences(data, data.path), flip=train.flip, color_jitter=train.color_jitter,
-                              **common)
-    val_ds = TripletDataset(_sequences(data, data.val_path), **common) if data.val_path else None
+    if data.source == "bag":
+        from .bag import bag_sequences
+        train_seqs, val_seqs = bag_sequences(data.path, data.image_topic, data.camera_info_topic, data.intrinsics,
+                                             data.cache_dir, 0.0 if data.val_path else data.val_fraction,
+                                             data.min_motion)
+        if data.val_path:
+            val_seqs = bag_sequences(data.val_path, data.image_topic, data.camera_info_topic, data.intrinsics,
+                                     data.cache_dir, 0.0, data.min_motion)[0]
+    else:
+        train_seqs = _sequences(data, data.path)
+        val_seqs = _sequences(data, data.val_path) if data.val_path else []
+    train_ds = TripletDataset(train_seqs, flip=train.flip, color_jitter=train.color_jitter, **common)
+    val_ds = TripletDataset(val_seqs, **common) if val_seqs else None
     return train_ds, val_ds

@@ -79,6 +79,35 @@ def choose_backend(model: Path, backend: str) -> tuple[str, str]:
     return "torch", "checkpoint without an exported ONNX file"
 
 
+def validate_model_file(model: str | Path, backend: str = "auto") -> None:
+    """Cheap checks before a (slow) load: the file exists, has spidepth metadata, and fits the backend."""
+    model = Path(model)
+    if not model.is_file():
+        raise FileNotFoundError(f"model file not found: {model}")
+    if model.suffix in (".pt", ".pth"):
+        from ..checkpoint import read_checkpoint
+        ckpt = read_checkpoint(model)
+        if "state_dict" not in ckpt or "config" not in ckpt:
+            raise ValueError(f"{model} has no model weights/config")
+    elif model.suffix == ".onnx":
+        import onnx
+        try:
+            proto = onnx.load(str(model))
+            onnx.checker.check_model(proto)
+        except Exception as exc:
+            raise ValueError(f"{model} is not a valid ONNX model: {exc}") from exc
+        from .backends import onnx_metadata
+        onnx_metadata({p.key: p.value for p in proto.metadata_props}, str(model))
+    elif model.suffix == ".engine":
+        from .tensorrt import read_sidecar
+        read_sidecar(model)
+    else:
+        raise ValueError(f"unsupported model file {model.name}: use .pt, .onnx or .engine")
+    name, _ = choose_backend(model, backend)
+    if name == "torch" and model.suffix not in (".pt", ".pth"):
+        raise ValueError(f"the torch backend needs a checkpoint (.pt), got {model.name}")
+
+
 def open_backend(model: Path, backend: str, device: str | None = None):
     if backend == "torch":
         if model.suffix not in (".pt", ".pth"):

@@ -1,0 +1,113 @@
+"""From a robot's recording to a better model: rosbag2 -> self-supervised fine-tuning -> deploy."""
+import numpy as np
+import pytest
+import yaml
+
+from conftest import tiny_overrides
+from spidepth_core.cli import main
+from spidepth_core.config import load_config
+from spidepth_core.data import find_sequences
+from spidepth_core.data.bag import bag_sequences, decode_bag, list_topics, read_camera
+from spidepth_core.evaluate import evaluate_sequences
+from spidepth_core.inference import Predictor
+from spidepth_core.synth import generate, render_sequence
+from spidepth_core.synth.bagio import write_camera_bag
+from spidepth_core.synth.world import kitti_like_K
+from spidepth_core.trainer import Trainer
+
+H, W = 64, 192
+
+
+def _bag(path, seed, frames, storage="sqlite3", stops=False, encoding="rgb8"):
+    imgs = [rgb for rgb, _, _ in render_sequence(seed, frames, H, W, stops)]
+    write_camera_bag(path, imgs, kitti_like_K(H, W), storage=storage, encoding=encoding)
+    return imgs
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_bag_roundtrip(tmp_path, storage):
+    imgs = _bag(tmp_path / "b", 3, 5, storage, encoding="bgr8")
+    assert list_topics(tmp_path / "b") == {"/camera/image_raw": "sensor_msgs/msg/Image",
+                                           "/camera/camera_info": "sensor_msgs/msg/CameraInfo"}
+    got = [(rgb, K) for _, rgb, K, _ in read_camera(tmp_path / "b", "/camera/image_raw", "/camera/camera_info")]
+    frames = [rgb for rgb, _ in got if rgb is not None]
+    assert len(frames) == 5 and all(np.array_equal(a, b) for a, b in zip(frames, imgs))
+    assert np.allclose(next(K for _, K in got if K is not None), kitti_like_K(H, W))
+
+
+def test_bag_errors(tmp_path):
+    _bag(tmp_path / "b", 3, 4)
+    with pytest.raises(ValueError, match="not in .*it has: /camera/camera_info"):
+        list(read_camera(tmp_path / "b", "/wrong", None))
+    with pytest.raises(FileNotFoundError):
+        list(read_camera(tmp_path / "none", "/camera/image_raw"))
+    db = next((tmp_path / "b").glob("*.db3"))
+    db.write_bytes(db.read_bytes()[: len(db.read_bytes()) // 3])
+    with pytest.raises(ValueError, match="corrupt|cannot open"):
+        list(read_camera(tmp_path / "b", "/camera/image_raw"))
+
+
+def test_no_intrinsics_is_an_error_and_yaml_works(tmp_path):
+    _bag(tmp_path / "b", 3, 4)
+    with pytest.raises(ValueError, match="no CameraInfo"):
+        decode_bag(tmp_path / "b", tmp_path / "c1", "/camera/image_raw", None, None)
+    k = tmp_path / "k.yaml"
+    k.write_text(yaml.safe_dump(dict(fx=10.0, fy=10.0, cx=5.0, cy=5.0, width=W * 2, height=H * 2)))
+    out = decode_bag(tmp_path / "b", tmp_path / "c2", "/camera/image_raw", None, str(k))
+    assert yaml.safe_load((out / "intrinsics.yaml").read_text())["fx"] == 5.0  # scaled to the images
+
+
+def test_static_stretches_are_skipped_and_split_by_time(tmp_path):
+    _bag(tmp_path / "b", 4, 60, stops=True)
+    train, val = bag_sequences(tmp_path / "b", "/camera/image_raw", "/camera/camera_info",
+                               cache_dir=str(tmp_path / "cache"), val_fraction=0.2, min_motion=1.0)
+    kept = len(train[0]) + len(val[0])
+    assert 30 < kept < 60  # the halted frames were dropped
+    assert len(val[0]) == round(kept * 0.2)
+    info = yaml.safe_load(next((tmp_path / "cache").glob("*/intrinsics.yaml")).read_text())
+    assert info["frames_seen"] == 60 and info["frames_kept"] == kept
+    # Decoded once: a second call reads the cache (a frame removed from it stays removed).
+    (next((tmp_path / "cache").glob("*")) / "000000.png").unlink()
+    again, _ = bag_sequences(tmp_path / "b", "/camera/image_raw", "/camera/camera_info",
+                             cache_dir=str(tmp_path / "cache"))
+    assert len(again[0]) == kept - 1
+
+
+def test_finetune_on_a_bag_improves_depth(tmp_path, monkeypatch):
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same arithmetic on every machine
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    try:
+        _finetune(tmp_path)
+    finally:
+        monkeypatch.undo()
+        torch.set_num_threads(threads)
+
+
+def _finetune(tmp_path):
+    # Ground truth for the bag's scenes comes from the same synthetic sequences, written as folders.
+    gt_root = tmp_path / "gt"
+    generate(gt_root, [20, 21, 22, 23], 40, H, W, workers=1, stereo=True)
+    bags = tmp_path / "bags"
+    bags.mkdir()
+    for seed in (20, 21, 22):
+        _bag(bags / f"drive_{seed}", seed, 40)
+    held_out = [find_sequences(gt_root)[3]]
+    # A deliberately weak start: a tiny model given a brief stereo warm-up.
+    weak_cfg = load_config(None, tiny_overrides(gt_root, tmp_path / "weak", **{
+        "train.max_steps": 40, "train.epochs": 100, "train.lr": 5e-4, "train.batch_size": 4,
+        "data.stereo_dir": "right", "data.stereo_baseline": 0.54}))
+    Trainer(weak_cfg, resume=False).fit()
+    weak = tmp_path / "weak" / "last.pt"
+    before = evaluate_sequences(Predictor(weak, "torch"), held_out, every=4)["abs_rel"]
+    assert main(["train", "--bag", str(bags), "--image-topic", "/camera/image_raw", "--camera-info-topic",
+                 "/camera/camera_info", "--init", str(weak),
+                 *tiny_overrides(bags, tmp_path / "ft", **{"train.max_steps": 200, "train.epochs": 100,
+                                                           "train.lr": 5e-5, "train.batch_size": 4,
+                                                           "data.cache_dir": str(tmp_path / "cache")})]) == 0
+    after = evaluate_sequences(Predictor(tmp_path / "ft" / "last.pt", "torch"), held_out, every=4)["abs_rel"]
+    print(f"held-out abs_rel before {before:.4f}, after {after:.4f}")
+    assert after < before * 0.95, (before, after)
+    assert main(["deploy", str(tmp_path / "ft")]) == 0
+    assert (tmp_path / "ft" / "deploy" / "model.onnx").is_file()
