@@ -131,6 +131,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _add_convert(sub) -> None:
+    p = sub.add_parser("convert-checkpoint", help="the authors' weights_N folder -> one spidepth checkpoint")
+    p.add_argument("weights_dir")
+    p.add_argument("output")
+    p.add_argument("--model", help="registered config to use (default: chosen from the tensor shapes)")
+    p.set_defaults(func=cmd_convert)
+
+
+def cmd_convert(args) -> int:
+    from .convert import convert
+    print(f"wrote {convert(args.weights_dir, args.output, args.model)}")
+    return 0
+
+
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="errors against ground-truth depth")
     p.add_argument("--model", help="checkpoint / ONNX / engine (default: bundled)")
@@ -258,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [_add_train, _add_deploy, _add_predict, _add_export, _add_evaluate, _add_synth, _add_benchmark]
+_COMMANDS = [_add_train, _add_deploy, _add_convert, _add_predict, _add_export, _add_evaluate, _add_synth, _add_benchmark]
 
 
 def main(argv: list[str] | None = None) -> int:
