@@ -28,6 +28,7 @@ setup(
         "onnx>=1.14",
         "onnxruntime>=1.16",
         "rosbags>=0.10",
+        "scipy>=1.9",
     ],
     extras_require={
         "tensorrt": ["tensorrt>=10.0", "pycuda>=2022.2"],

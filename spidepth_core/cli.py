@@ -18,6 +18,7 @@ def _add_train(sub) -> None:
     p.add_argument("--image-topic", help="with --bag: Image or CompressedImage topic")
     p.add_argument("--camera-info-topic", help="with --bag: CameraInfo topic (or give data.intrinsics=YAML)")
     p.add_argument("--init", help="fine-tune from this checkpoint (e.g. the bundled model)")
+    p.add_argument("--supervised", action="store_true", help="metric fine-tuning on GT depth (SILog)")
     p.set_defaults(func=cmd_train)
 
 
@@ -145,12 +146,32 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def _add_export_gt(sub) -> None:
+    p = sub.add_parser("export-gt", help="KITTI: velodyne scans of a split -> gt_depths.npz")
+    p.add_argument("--data", required=True, help="KITTI raw root")
+    p.add_argument("--split", required=True, help="split file (e.g. the Eigen test files)")
+    p.add_argument("--output", default="gt_depths.npz")
+    p.set_defaults(func=cmd_export_gt)
+
+
+def cmd_export_gt(args) -> int:
+    from .data.kitti import export_gt
+    print(f"wrote {export_gt(args.data, args.split, args.output)} depth maps to {args.output}")
+    return 0
+
+
 def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="errors against ground-truth depth")
+    p = sub.add_parser("evaluate", help="errors against ground-truth depth (a benchmark protocol or GT folders)")
     p.add_argument("--model", help="checkpoint / ONNX / engine (default: bundled)")
-    p.add_argument("--data", required=True, help="folder of sequences with depth/ ground truth")
+    p.add_argument("--data", required=True, help="benchmark root, or a folder of sequences with depth/ GT")
+    p.add_argument("--protocol", choices=["kitti_eigen", "cityscapes", "make3d"],
+                   help="benchmark protocol (default: GT folders)")
+    p.add_argument("--split", help="kitti_eigen: the Eigen test split file")
+    p.add_argument("--gt", help="kitti_eigen: gt_depths.npz from `spidepth export-gt`")
     p.add_argument("--backend", default="auto")
-    p.add_argument("--no-median-scaling", action="store_true")
+    scaling = p.add_mutually_exclusive_group()
+    scaling.add_argument("--no-median-scaling", action="store_true", help="default for metric checkpoints")
+    scaling.add_argument("--median-scaling", action="store_true", help="default for self-supervised ones")
     p.add_argument("--max-depth", type=float, default=80.0)
     p.add_argument("--json", help="also write the metrics here")
     p.set_defaults(func=cmd_evaluate)
@@ -224,8 +245,16 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_sequences
     from .inference import Predictor
     from .metrics import format_table
-    result = evaluate_sequences(Predictor(args.model, args.backend), find_sequences(args.data),
-                                median_scaling=not args.no_median_scaling, max_depth=args.max_depth)
+    predictor = Predictor(args.model, args.backend)
+    metric = bool(predictor.backend.metadata.get("metric", False))
+    median = args.median_scaling or (not args.no_median_scaling and not metric)
+    print(f"median scaling: {'on' if median else 'off'} ({'metric' if metric else 'self-supervised'} model)")
+    if args.protocol:
+        from .evaluate import evaluate_protocol
+        result = evaluate_protocol(args.protocol, predictor, args.data, median, args.split, args.gt)
+    else:
+        result = evaluate_sequences(predictor, find_sequences(args.data), median_scaling=median,
+                                    max_depth=args.max_depth)
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
@@ -248,6 +277,8 @@ def cmd_train(args) -> int:
             overrides.append(f"data.camera_info_topic={args.camera_info_topic}")
     if args.init:
         overrides.append(f"model.init={args.init}")
+    if args.supervised:
+        overrides.append("train.supervised=true")
     cfg = load_config(config, overrides)
     trainer = Trainer(cfg, resume=not args.restart)
     scalars = trainer.fit()
@@ -272,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [_add_train, _add_deploy, _add_convert, _add_predict, _add_export, _add_evaluate, _add_synth, _add_benchmark]
+_COMMANDS = [_add_train, _add_deploy, _add_convert, _add_export_gt, _add_predict, _add_export, _add_evaluate, _add_synth, _add_benchmark]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,10 @@ class DataSection:
     cache_dir: str | None = None
     val_fraction: float = 0.1                      # bags: last part of each recording held out
     min_motion: float = 1.0                        # bags: skip frames with less mean grey change
+    split: str | None = None                       # kitti: training split file (eigen_zhou)
+    test_split: str | None = None                  # kitti: test split, to warn about shared frames
+    use_stereo: bool = False                       # kitti: add the other camera as a source
+    kb_crop: bool = False                          # crop 352x1216 (KITTI benchmark) before resizing
 
 
 @dataclass
@@ -60,6 +64,8 @@ class TrainSection:
     flip: float = 0.5
     color_jitter: float = 0.5
     max_steps: int | None = None                   # stop after this many optimiser steps
+    supervised: bool = False                       # metric fine-tuning on GT depth (SILog, AdamW, OneCycle)
+    weight_decay: float = 0.01                     # supervised only
 
 
 @dataclass

@@ -32,3 +32,23 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
     result["scale_std"] = float(np.std(scales) / np.mean(scales))
     result["images"] = len(rows)
     return result
+
+
+def evaluate_protocol(name: str, predictor, root, median_scaling: bool, split=None, gt=None) -> dict[str, float]:
+    """A benchmark protocol over its data set: mean errors of the protocol's metrics."""
+    from .data import benchmarks
+    from .protocols import PROTOCOLS, score
+    protocol = PROTOCOLS[name]
+    if name == "kitti_eigen":
+        if not split or not gt:
+            raise ValueError("kitti_eigen needs --split (Eigen test files) and --gt (gt_depths.npz)")
+        samples = benchmarks.kitti_eigen(root, split, gt)
+    else:
+        samples = getattr(benchmarks, name)(root)
+    rows = []
+    for image, gt_depth in tqdm(samples, desc=name, unit="img"):
+        pred = predictor.predict(protocol.prepare_input(image), output_size="model").depth
+        rows.append(score(protocol, gt_depth, pred, median_scaling)[0])
+    result = {k: v for k, v in mean_errors(rows).items() if k in protocol.metrics}
+    result["images"] = len(rows)
+    return result

@@ -42,6 +42,7 @@ def export_metadata(ckpt: dict, height: int, width: int, fp16: bool, checkpoint_
             "input_size": [height, width], "trained_size": ckpt["input_size"],
             "depth_range": ckpt["depth_range"], "input_format": ckpt.get("input_format"),
             "intrinsics_convention": ckpt.get("intrinsics_convention"), "precision": "fp16" if fp16 else "fp32",
+            "metric": bool(ckpt.get("metric", False)),
             "inputs": {"image": [1, 3, height, width]}, "outputs": {"depth": [1, 1, height, width]}}
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from .geometry import pose_to_matrix, warp
-from .losses import PhotometricLoss, min_reprojection, smoothness
+from .losses import PhotometricLoss, min_reprojection, silog_loss, smoothness
 
 
 def relative_pose(pose_net: nn.Module, target: torch.Tensor, source: torch.Tensor, frame_id: int,
@@ -35,6 +35,35 @@ class ObjectiveOutput:
     def scalars(self) -> dict[str, float]:
         return {"loss": self.loss.item(), "photometric": self.photometric.item(),
                 "smoothness": self.smoothness.item(), "automask_kept": self.automask.float().mean().item()}
+
+
+@dataclass
+class SupervisedOutput:
+    loss: torch.Tensor
+    depth: torch.Tensor
+
+    @property
+    def photometric(self) -> torch.Tensor:  # what validation tracks
+        return self.loss
+
+    def scalars(self) -> dict[str, float]:
+        return {"loss": self.loss.item(), "silog": self.loss.item()}
+
+
+class SupervisedObjective(nn.Module):
+    """Metric fine-tuning: SILog against GT depth (pixels with min < gt < max)."""
+
+    def __init__(self, min_depth: float = 1e-3, max_depth: float = 80.0) -> None:
+        super().__init__()
+        self.min_depth, self.max_depth = min_depth, max_depth
+
+    def forward(self, depth_net: nn.Module, pose_net: nn.Module, batch: dict) -> SupervisedOutput:
+        if "depth_gt" not in batch:
+            raise ValueError("supervised training needs ground-truth depth in the data (depth/ folders)")
+        depth = depth_net(batch["frames_aug"][:, 0]).float()
+        gt = batch["depth_gt"]
+        mask = (gt > self.min_depth) & (gt < self.max_depth)
+        return SupervisedOutput(silog_loss(depth, gt, mask), depth)
 
 
 class SelfSupervisedObjective(nn.Module):

@@ -19,7 +19,7 @@ from .data.build import build_datasets
 from .distributed import DistInfo, EpochSampler, all_reduce_mean, init_distributed
 from .metrics import evaluate_pair
 from .models import DepthConfig, DepthNet, create_model, create_pose_net
-from .objective import SelfSupervisedObjective
+from .objective import SelfSupervisedObjective, SupervisedObjective
 
 log = logging.getLogger("spidepth.train")
 
@@ -76,15 +76,11 @@ class Trainer:
         self.depth_cfg = depth_net.config
         self.depth_net = self._wrap(depth_net)
         self.pose_net = self._wrap(pose_net)
-        self.objective = SelfSupervisedObjective(cfg.data.frame_ids, cfg.train.smoothness, cfg.train.automask,
-                                                 cfg.train.depth_relative_translation)
-        params = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
-        self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, cfg.train.step_size, cfg.train.gamma)
-        self.use_amp = cfg.train.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.train_ds, self.val_ds = build_datasets(cfg.data, self.depth_cfg.height, self.depth_cfg.width, cfg.train)
         self.sampler = EpochSampler(len(self.train_ds), cfg.train.seed, self.dist.rank, self.dist.world_size)
+        self._build_optimisation(cfg)
+        self.use_amp = cfg.train.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.best_val = float("inf")
         self.writer = None
@@ -95,6 +91,26 @@ class Trainer:
             self.load_state(self.out_dir / "last.pt")
 
     # -- setup -------------------------------------------------------------
+    def _build_optimisation(self, cfg: TrainConfig) -> None:
+        """Self-supervised: Adam + StepLR (per epoch). Supervised: AdamW + OneCycle (per step), clip 0.1."""
+        t = cfg.train
+        if t.supervised:
+            self.objective = SupervisedObjective(self.depth_cfg.min_depth, self.depth_cfg.max_depth)
+            self.optimizer = torch.optim.AdamW(self.depth_net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+            steps_per_epoch = max(1, len(self.sampler) // t.batch_size)
+            total = t.max_steps or t.epochs * steps_per_epoch
+            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=t.lr, total_steps=total)
+            self.step_scheduler_per_batch = True
+            if t.clip_grad is None:
+                t.clip_grad = 0.1
+            return
+        self.objective = SelfSupervisedObjective(cfg.data.frame_ids, t.smoothness, t.automask,
+                                                 t.depth_relative_translation)
+        params = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=t.lr)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, t.step_size, t.gamma)
+        self.step_scheduler_per_batch = False
+
     def _wrap(self, module: nn.Module) -> nn.Module:
         module = module.to(self.device)
         if self.dist.enabled:
@@ -119,6 +135,7 @@ class Trainer:
             "state_dict": {k: v.detach().cpu() for k, v in depth.state_dict().items()},
             "pose_state_dict": _unwrap(self.pose_net).state_dict(),
             "pose_kind": self.cfg.pose.kind,
+            "metric": self.cfg.train.supervised,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -208,11 +225,14 @@ class Trainer:
                                      self.cfg.train.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.step_scheduler_per_batch and self.scheduler.last_epoch < self.scheduler.total_steps:
+            self.scheduler.step()
         return out
 
     def end_epoch(self) -> None:
         self.epoch += 1
-        self.scheduler.step()
+        if not self.step_scheduler_per_batch:
+            self.scheduler.step()
         val = self.validate() if self.val_ds is not None else {}
         score = val.get("photometric", -self.epoch)
         if self.dist.is_main:
@@ -226,7 +246,7 @@ class Trainer:
             if self.dist.is_main:
                 save_model(self.out_dir / "best.pt", _unwrap(self.depth_net), self.model_name,
                            pose_state_dict=_unwrap(self.pose_net).state_dict(), pose_kind=self.cfg.pose.kind,
-                           epoch=self.epoch, validation=val)
+                           metric=self.cfg.train.supervised, epoch=self.epoch, validation=val)
         self.save_state()
 
     @torch.no_grad()
@@ -262,7 +282,7 @@ class Trainer:
             for k, v in scalars.items():
                 self._tb().add_scalar(f"train/{k}", v, self.global_step)
             self._tb().add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.global_step)
-        if self.global_step % self.cfg.run.image_every == 0:
+        if self.global_step % self.cfg.run.image_every == 0 and hasattr(out, "warped"):
             from .viz import colorize_depth
             depth = out.depth[0, 0].detach().cpu().numpy()
             self._tb().add_image("input", batch["frames"][0, 0], self.global_step)

@@ -21,7 +21,17 @@ def build_datasets(data, height: int, width: int, train) -> tuple[TripletDataset
     if not data.path:
         raise ValueError("data.path is not set (the folder, video or bag to train on)")
     common = dict(height=height, width=width, frame_ids=data.frame_ids, stride=data.stride,
-                  stereo_baseline=data.stereo_baseline, seed=train.seed)
+                  stereo_baseline=data.stereo_baseline, seed=train.seed,
+                  crop=(352, 1216) if data.kb_crop else None)
+    if data.source == "kitti":
+        from .kitti import kitti_dataset_parts, warn_overlap
+        if not data.split:
+            raise ValueError("data.split is required for KITTI (e.g. splits/eigen_zhou/train_files.txt)")
+        if data.test_split:
+            warn_overlap(data.split, data.test_split)
+        seqs, idx = kitti_dataset_parts(data.path, data.split, data.use_stereo)
+        train_ds = TripletDataset(seqs, flip=train.flip, color_jitter=train.color_jitter, indices=idx, **common)
+        return train_ds, None
     if data.source == "bag":
         from .bag import bag_sequences
         train_seqs, val_seqs = bag_sequences(data.path, data.image_topic, data.camera_info_topic, data.intrinsics,

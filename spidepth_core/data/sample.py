@@ -43,7 +43,8 @@ class TripletDataset(Dataset):
 
     def __init__(self, sequences: list, height: int, width: int, frame_ids=(0, -1, 1), stride: int = 1,
                  flip: float = 0.0, color_jitter: float = 0.0, stereo_baseline: float = 0.1,
-                 seed: int = 0, indices: list[tuple[int, int]] | None = None) -> None:
+                 seed: int = 0, indices: list[tuple[int, int]] | None = None,
+                 crop: tuple[int, int] | None = None) -> None:
         if not sequences:
             raise ValueError("no sequences given")
         if frame_ids[0] != 0:
@@ -54,6 +55,7 @@ class TripletDataset(Dataset):
         self.stride = stride
         self.flip, self.color_jitter = flip, color_jitter
         self.stereo_baseline = stereo_baseline
+        self.crop = crop  # (height, width) cut from the bottom centre before resizing (KB crop)
         self.seed, self.epoch = seed, 0
         self.indices = indices if indices is not None else self._all_indices()
         if not self.indices:
@@ -63,6 +65,19 @@ class TripletDataset(Dataset):
         lo = -min(self.frame_ids) * self.stride
         hi = max(self.frame_ids) * self.stride
         return [(s, t) for s, seq in enumerate(self.sequences) for t in range(lo, len(seq) - hi)]
+
+    def _crop_window(self, seq):
+        """(cut function, K, size) for the optional bottom-centre crop."""
+        if self.crop is None:
+            return (lambda a: a), seq.K, seq.size
+        (h, w), (ch, cw) = seq.size, self.crop
+        if ch > h or cw > w:
+            raise ValueError(f"crop {cw}x{ch} is larger than the {w}x{h} images")
+        top, left = h - ch, (w - cw) // 2
+        K = np.array(seq.K, np.float64, copy=True)
+        K[0, 2] -= left
+        K[1, 2] -= top
+        return (lambda a: a[top:top + ch, left:left + cw]), K, (ch, cw)
 
     def set_epoch(self, epoch: int) -> None:
         """Augmentation depends on (seed, epoch, index) only: resumable and worker-independent."""
@@ -74,18 +89,19 @@ class TripletDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         s, t = self.indices[index]
         seq = self.sequences[s]
-        frames = torch.stack([_resize_rgb(seq.image(t + self.stride * f), self.hw) for f in self.frame_ids])
-        sample = {"frames": frames,
-                  "K": torch.from_numpy(resize_intrinsics(seq.K, seq.size, self.hw)).float()}
+        cut, K, size = self._crop_window(seq)
+        frames = torch.stack([_resize_rgb(cut(seq.image(t + self.stride * f)), self.hw) for f in self.frame_ids])
+        sample = {"frames": frames, "K": torch.from_numpy(resize_intrinsics(K, size, self.hw)).float()}
         depth = seq.depth(t)
         if depth is not None:
-            d = cv2.resize(depth.astype(np.float32), (self.hw[1], self.hw[0]), interpolation=cv2.INTER_NEAREST)
+            d = cv2.resize(cut(depth.astype(np.float32)), (self.hw[1], self.hw[0]), interpolation=cv2.INTER_NEAREST)
             sample["depth_gt"] = torch.from_numpy(d)[None]
         right = seq.stereo(t)
         if right is not None:
-            sample["stereo"] = _resize_rgb(right, self.hw)
+            sample["stereo"] = _resize_rgb(cut(right), self.hw)
             T = torch.eye(4)
-            T[0, 3] = -self.stereo_baseline  # target (left) points seen from the right camera
+            # Target points seen from the partner camera, which sits at +x (or -x for a right target).
+            T[0, 3] = -getattr(seq, "stereo_sign", 1.0) * self.stereo_baseline
             sample["stereo_T"] = T
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return augment(sample, rng, self.flip, self.color_jitter)

@@ -14,7 +14,8 @@ import numpy as np
 log = logging.getLogger("spidepth.inference")
 
 REQUIRED_METADATA = ("input_size", "depth_range")
-METADATA_KEYS = ("model_name", "config", "input_size", "depth_range", "input_format", "intrinsics_convention")
+METADATA_KEYS = ("model_name", "config", "input_size", "depth_range", "input_format", "intrinsics_convention",
+                 "metric")
 
 
 def check_metadata(meta: dict, source: str) -> dict:
