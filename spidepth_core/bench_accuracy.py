@@ -20,11 +20,12 @@ from .trainer import Trainer
 HELD_OUT_SEED = 1000
 
 
-def make_world(root: Path, train_seqs: int, val_seqs: int, frames: int, height: int, width: int) -> tuple[Path, Path]:
-    train = root / "train"
-    val = root / "val"
-    generate(train, list(range(train_seqs)), frames, height, width)
-    generate(val, list(range(HELD_OUT_SEED, HELD_OUT_SEED + val_seqs)), frames, height, width)
+def make_world(root: Path, train_seqs: int, val_seqs: int, frames: int, height: int, width: int,
+               stereo: bool = False) -> tuple[Path, Path]:
+    train = root / ("train_stereo" if stereo else "train")
+    val = root / ("val_stereo" if stereo else "val")
+    generate(train, list(range(train_seqs)), frames, height, width, stereo=stereo)
+    generate(val, list(range(HELD_OUT_SEED, HELD_OUT_SEED + val_seqs)), frames, height, width, stereo=stereo)
     return train, val
 
 
@@ -52,6 +53,8 @@ def format_summary(summary: dict) -> str:
 def run_benchmark(out: Path, config: str | None, poses: list[str], seeds: list[int], steps: int,
                   world: dict, overrides: list[str]) -> dict:
     train, val = make_world(out / "world", **world)
+    if world.get("stereo"):
+        overrides = overrides + ["data.stereo_dir=right", "data.stereo_baseline=0.54"]
     results: dict[str, list[dict]] = {p: [] for p in poses}
     for pose in poses:
         for seed in seeds:

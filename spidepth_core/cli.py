@@ -90,6 +90,7 @@ def _add_benchmark(sub) -> None:
     a.add_argument("--val-sequences", type=int, default=3)
     a.add_argument("--frames", type=int, default=60)
     a.add_argument("--size", default="96x320")
+    a.add_argument("--stereo", action="store_true", help="add the rendered stereo partner (as the bundled model)")
     a.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
     a.set_defaults(func=cmd_benchmark_accuracy)
     lat = bsub.add_parser("latency", help="latency per backend against PyTorch eager, same run")
@@ -210,7 +211,7 @@ def cmd_benchmark_accuracy(args) -> int:
     from .bench_accuracy import run_benchmark
     h, w = _size(args.size)
     world = dict(train_seqs=args.train_sequences, val_seqs=args.val_sequences, frames=args.frames,
-                 height=h, width=w)
+                 height=h, width=w, stereo=args.stereo)
     run_benchmark(Path(args.output), args.config, args.poses.split(","), [int(s) for s in args.seeds.split(",")],
                   args.steps, world, list(args.overrides))
     return 0
