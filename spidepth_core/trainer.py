@@ -16,7 +16,7 @@ from tqdm import tqdm
 from .checkpoint import atomic_save, model_metadata, read_checkpoint, save_model
 from .config import TrainConfig
 from .data.build import build_datasets
-from .distributed import DistInfo, EpochSampler, all_reduce_mean, init_distributed
+from .distributed import EpochSampler, all_reduce_mean, init_distributed
 from .metrics import evaluate_pair
 from .models import DepthConfig, DepthNet, create_model, create_pose_net
 from .objective import SelfSupervisedObjective, SupervisedObjective
