@@ -219,7 +219,6 @@ def cmd_benchmark_accuracy(args) -> int:
 
 def cmd_benchmark_latency(args) -> int:
     import json
-    import shutil
     import numpy as np
     from .bench_latency import format_rows, measure
     from .checkpoint import read_checkpoint
@@ -229,8 +228,12 @@ def cmd_benchmark_latency(args) -> int:
     size = _size(args.size) if args.size else tuple(read_checkpoint(src)["input_size"])
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    # The same weights, with the benchmark size as the model's input size, so every backend runs it.
+    from .checkpoint import load_model, save_model
+    model = load_model(src)
+    model.config.height, model.config.width = size
     ckpt = out / f"model_{size[0]}x{size[1]}.pt"  # ONNX is looked up beside the checkpoint
-    shutil.copyfile(src, ckpt)
+    save_model(ckpt, model, read_checkpoint(src).get("model_name", "custom"))
     export_onnx(ckpt, ckpt.with_suffix(".onnx"), *size)
     image = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
     rows = [measure(ckpt, b, image, args.warmup, args.runs) for b in args.backends.split(",")]

@@ -44,11 +44,11 @@ def main(argv=None) -> int:
     env = local_dds_env()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     node = subprocess.Popen([sys.executable, "-m", "spidepth_ros.depth_node", "--ros-args", "--params-file",
-                             str(ROOT / "config/depth.yaml"), "-p", f"model_path:={args.model}",
+                             str(ROOT / "config/depth.yaml"), *(["-p", f"model_path:={args.model}"] if args.model else []),
                              "-p", f"backend:={args.backend}", "-p", "camera_info_timeout:=1000.0"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        node_ms = _node_latency(args.frames, h, w)
+        node_ms = _node_latency(args.frames, h, w, node)
     finally:
         node.terminate()
         node.wait(10)
@@ -78,7 +78,7 @@ def _frames(n: int, h: int, w: int) -> list[np.ndarray]:
     return [rgb for rgb, _, _ in render_sequence(7, n, h, w)]
 
 
-def _node_latency(n: int, h: int, w: int) -> float:
+def _node_latency(n: int, h: int, w: int, node: subprocess.Popen) -> float:
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
@@ -91,6 +91,8 @@ def _node_latency(n: int, h: int, w: int) -> float:
                                10)
     while pub.get_subscription_count() == 0:
         rclpy.spin_once(client, timeout_sec=0.1)
+        if node.poll() is not None:
+            raise RuntimeError("depth_node exited during start-up")
     info = CameraInfo(height=h, width=w)
     info.k = [0.58 * w, 0.0, w / 2, 0.0, 1.92 * h, h / 2, 0.0, 0.0, 1.0]
     sent = {}

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     node = subprocess.Popen([sys.executable, "-m", "spidepth_ros.depth_node", "--ros-args", "--params-file",
-                             str(ROOT / "config" / "depth.yaml"), "-p", f"model_path:={args.model}",
+                             str(ROOT / "config" / "depth.yaml"), *(["-p", f"model_path:={args.model}"] if args.model else []),
                              "-p", f"backend:={args.backend}", "-r", f"image:={IMAGE_TOPIC}",
                              "-r", f"camera_info:={INFO_TOPIC}"], env=env)
     try:
