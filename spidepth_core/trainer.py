@@ -114,7 +114,10 @@ class Trainer:
     def _wrap(self, module: nn.Module) -> nn.Module:
         module = module.to(self.device)
         if self.dist.enabled:
-            ids = [self.device.index] if self.device.type == "cuda" else None
+            ids = None
+            if self.device.type == "cuda":  # one set of BatchNorm statistics across GPUs (CUDA only)
+                module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+                ids = [self.device.index]
             module = DDP(module, device_ids=ids)
         return module
 
