@@ -31,7 +31,10 @@ def make_world(root: Path, train_seqs: int, val_seqs: int, frames: int, height: 
 
 def run_one(config: str | None, overrides: list[str], out_dir: Path, val: Path) -> dict:
     cfg = load_config(config, overrides + [f"run.out_dir={out_dir}"])
-    Trainer(cfg, resume=True).fit()
+    trainer = Trainer(cfg, resume=True)
+    trainer.fit()
+    if trainer.interrupted:
+        raise KeyboardInterrupt("benchmark interrupted; run it again to resume")
     ckpt = out_dir / "best.pt" if (out_dir / "best.pt").is_file() else out_dir / "last.pt"
     return evaluate_sequences(Predictor(ckpt, backend="torch"), find_sequences(val))
 

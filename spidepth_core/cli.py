@@ -316,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
+    except KeyboardInterrupt as exc:
+        print(f"spidepth {args.command}: interrupted {exc}", file=sys.stderr)
+        return 130
     except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
         print(f"spidepth {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -176,11 +176,13 @@ class Trainer:
     def fit(self) -> dict:
         """Train until ``epochs`` (or ``max_steps``); returns the last logged scalars."""
         stop = _StopFlag()
+        self.interrupted = False
         last: dict = {}
         with stop.installed():
             while not self._done():
                 last = self.train_epoch(stop) or last
                 if stop.stop:
+                    self.interrupted = True
                     self.save_state()
                     if self.dist.is_main:
                         log.warning("interrupted: state saved to %s; run the same command to resume",
