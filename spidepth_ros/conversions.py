@@ -3,49 +3,19 @@ from __future__ import annotations
 
 import sys
 
-import cv2
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
-CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 1, "8UC3": 3, "8UC1": 1}
-MAX_PIXELS = 40_000_000
+from spidepth_core.image_codec import MAX_PIXELS, message_to_rgb
 
 
 def image_to_rgb(msg: Image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """sensor_msgs/Image -> HxWx3 uint8 RGB."""
-    enc = msg.encoding
-    if enc not in CHANNELS:
-        raise ValueError(f"unsupported encoding {enc!r}; supported: {', '.join(CHANNELS)}")
-    h, w = msg.height, msg.width
-    if h == 0 or w == 0:
-        raise ValueError(f"empty image ({w}x{h})")
-    if h * w > max_pixels:
-        raise ValueError(f"image {w}x{h} exceeds the {max_pixels} pixel limit")
-    itemsize = 2 if enc == "mono16" else 1
-    row = w * CHANNELS[enc] * itemsize
-    if msg.step < row or len(msg.data) != msg.step * h:
-        raise ValueError(f"data length {len(msg.data)} does not match {w}x{h} {enc} with step {msg.step}")
-    buf = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, (bytes, bytearray, memoryview)) else msg.data,
-                        np.uint8).reshape(h, msg.step)[:, :row]
-    if enc == "mono16":
-        big = bool(msg.is_bigendian)
-        px = buf.copy().view(">u2" if big else "<u2").reshape(h, w)
-        gray = (px >> 8).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=2)
-    img = buf.reshape(h, w, CHANNELS[enc])
-    if enc in ("mono8", "8UC1"):
-        return np.repeat(img, 3, axis=2)
-    if enc in ("bgr8", "bgra8"):
-        return np.ascontiguousarray(img[..., 2::-1])
-    return np.ascontiguousarray(img[..., :3])
+    return message_to_rgb(msg, max_pixels)
 
 
 def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    data = np.frombuffer(bytes(msg.data), np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise ValueError(f"cannot decode compressed image (format {msg.format!r}, {data.size} bytes)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return message_to_rgb(msg)
 
 
 def camera_info_K(msg: CameraInfo) -> np.ndarray | None:

@@ -7,6 +7,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from ..image_codec import message_to_rgb
+
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 
@@ -18,24 +20,7 @@ def _typestore():
 
 def decode_image(msg) -> np.ndarray:
     """A deserialised Image or CompressedImage -> HxWx3 uint8 RGB."""
-    if hasattr(msg, "format"):  # CompressedImage
-        img = cv2.imdecode(np.asarray(msg.data, np.uint8), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f"cannot decode compressed image ({msg.format})")
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
-    if msg.encoding not in channels:
-        raise ValueError(f"unsupported image encoding {msg.encoding!r} in the bag")
-    c = channels[msg.encoding]
-    data = np.asarray(msg.data, np.uint8)
-    if data.size != msg.step * msg.height:
-        raise ValueError(f"image data of {data.size} bytes does not match {msg.width}x{msg.height}, step {msg.step}")
-    img = data.reshape(msg.height, msg.step)[:, : msg.width * c].reshape(msg.height, msg.width, c)
-    if c == 1:
-        return np.repeat(img, 3, axis=2)
-    if msg.encoding.startswith("bgr"):
-        return np.ascontiguousarray(img[..., 2::-1])
-    return np.ascontiguousarray(img[..., :3])
+    return message_to_rgb(msg)
 
 
 def list_topics(path: str | Path) -> dict[str, str]:
