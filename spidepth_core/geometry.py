@@ -83,6 +83,11 @@ def intrinsics_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
 
 
+def kitti_intrinsics(height: int, width: int) -> np.ndarray:
+    """KITTI's normalised intrinsics (fx 0.58 W, fy 1.92 H, centred) at this size."""
+    return intrinsics_matrix(0.58 * width, 1.92 * height, 0.5 * width, 0.5 * height)
+
+
 def warp(source: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
     """Sample ``source`` [B,C,H,W] at the pixels where target points (depth [B,1,H,W]) land in it.
 

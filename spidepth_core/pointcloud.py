@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .geometry import backproject
+from .geometry import backproject, scale_intrinsics
 
 XYZ_DTYPE = np.dtype({"names": ["x", "y", "z"], "formats": ["<f4"] * 3, "offsets": [0, 4, 8], "itemsize": 16})
 XYZRGB_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb"], "formats": ["<f4", "<f4", "<f4", "<u4"],
@@ -26,12 +26,7 @@ def decimate(depth: np.ndarray, K: np.ndarray, step: int) -> tuple[np.ndarray, n
     """Every ``step``-th pixel in both directions, with K for that grid."""
     if step <= 1:
         return depth, K
-    K = np.array(K, np.float64, copy=True)
-    K[0, 0] /= step
-    K[1, 1] /= step
-    K[0, 2] /= step
-    K[1, 2] /= step
-    return depth[::step, ::step], K
+    return depth[::step, ::step], scale_intrinsics(K, 1.0 / step, 1.0 / step)
 
 
 def pack_cloud(points: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray:

@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from spidepth_core.geometry import kitti_intrinsics
+
 from .demo import ROOT, local_dds_env
 
 
@@ -24,7 +26,7 @@ def cloud_build_ms(height: int, width: int, runs: int = 50) -> float:
     rng = np.random.default_rng(0)
     depth = rng.uniform(1, 50, (height, width)).astype(np.float32)
     rgb = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
-    K = np.array([[0.58 * width, 0, width / 2], [0, 1.92 * height, height / 2], [0, 0, 1]])
+    K = kitti_intrinsics(height, width)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -94,7 +96,7 @@ def _node_latency(n: int, h: int, w: int, node: subprocess.Popen) -> float:
         if node.poll() is not None:
             raise RuntimeError("depth_node exited during start-up")
     info = CameraInfo(height=h, width=w)
-    info.k = [0.58 * w, 0.0, w / 2, 0.0, 1.92 * h, h / 2, 0.0, 0.0, 1.0]
+    info.k = kitti_intrinsics(h, w).reshape(-1).tolist()
     sent = {}
     for i, rgb in enumerate(_frames(n + 5, h, w)):
         msg = Image(height=h, width=w, encoding="rgb8", step=w * 3, data=rgb.tobytes())

@@ -16,7 +16,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from spidepth_core.geometry import intrinsics_matrix, resize_intrinsics
+from spidepth_core.geometry import intrinsics_matrix, kitti_intrinsics, resize_intrinsics
 from spidepth_core.inference import Predictor, validate_model_file
 from spidepth_core.pointcloud import decimate, depth_to_points, pack_cloud
 from spidepth_core.scale import ScaleEstimator
@@ -167,9 +167,9 @@ class DepthNode(Node):
             if (info.height, info.width) != hw and info.height and info.width:
                 K = resize_intrinsics(K, (info.height, info.width), hw)
             return K, info
-        h, w = hw
-        K = intrinsics_matrix(self.p["fx"] or 0.58 * w, self.p["fy"] or 1.92 * h, self.p["cx"] or w / 2.0,
-                              self.p["cy"] or h / 2.0)
+        d = kitti_intrinsics(*hw)  # defaults for the parameters left at 0
+        K = intrinsics_matrix(self.p["fx"] or d[0, 0], self.p["fy"] or d[1, 1], self.p["cx"] or d[0, 2],
+                              self.p["cy"] or d[1, 2])
         if not self._fallback_said:
             self.get_logger().warning(f"no usable camera_info: using intrinsics parameters fx={K[0, 0]:.1f} "
                                       f"fy={K[1, 1]:.1f} cx={K[0, 2]:.1f} cy={K[1, 2]:.1f}")

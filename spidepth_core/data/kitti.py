@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import kitti_intrinsics
 from .folder import read_rgb
 
 log = logging.getLogger("spidepth.kitti")
@@ -107,11 +108,6 @@ def export_gt(root: str | Path, split: str | Path, out: str | Path) -> int:
     return len(arrays)
 
 
-def kitti_K(height: int, width: int) -> np.ndarray:
-    """The normalised KITTI intrinsics the standard training uses, at this size."""
-    return np.array([[0.58 * width, 0, 0.5 * width], [0, 1.92 * height, 0.5 * height], [0, 0, 1.0]])
-
-
 class KittiDrive:
     """One drive seen by one camera, as a Sequence (frames by number; stereo from the other camera)."""
 
@@ -119,7 +115,7 @@ class KittiDrive:
         self.root, self.drive, self.side, self.use_stereo = root, drive, side, stereo
         first = read_rgb(self._path(0) if self._exists(0) else next((root / drive / SIDES[side] / "data").iterdir()))
         self.size = first.shape[:2]
-        self.K = kitti_K(*self.size)
+        self.K = kitti_intrinsics(*self.size)  # the normalised K standard KITTI training uses
         self.count = len(list((root / drive / SIDES[side] / "data").iterdir()))
         self.stereo_sign = 1.0 if side == "l" else -1.0  # where the partner camera sits along x
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..geometry import kitti_intrinsics
 from . import textures as tex
 
 FACADE, VEHICLE, POLE = 0, 1, 2
@@ -17,9 +18,7 @@ LANES = (-5.0, 0.0, 5.0)
 FPS = 10.0
 
 
-def kitti_like_K(height: int, width: int) -> np.ndarray:
-    """KITTI's normalised intrinsics (fx 0.58 W, fy 1.92 H, centred) at this size."""
-    return np.array([[0.58 * width, 0, 0.5 * width], [0, 1.92 * height, 0.5 * height], [0, 0, 1]], np.float64)
+kitti_like_K = kitti_intrinsics  # the world's cameras use KITTI's normalised intrinsics
 
 
 @dataclass
