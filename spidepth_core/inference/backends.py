@@ -51,6 +51,16 @@ def onnx_metadata(model_props: dict[str, str], source: str) -> dict:
     return check_metadata(json.loads(raw), source)
 
 
+def onnx_file_metadata(onnx, source: str | None = None) -> dict:
+    """The spidepth metadata of an ONNX file (path) or loaded ModelProto; raises if absent."""
+    import onnx as onnx_lib
+    if isinstance(onnx, onnx_lib.ModelProto):
+        proto = onnx
+    else:
+        proto = onnx_lib.load(str(onnx), load_external_data=False)
+    return onnx_metadata({p.key: p.value for p in proto.metadata_props}, source or str(onnx))
+
+
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 

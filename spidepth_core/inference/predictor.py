@@ -1,7 +1,6 @@
 """Predictor: uint8 camera image in, depth in metres out, on the fastest available backend."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,8 @@ import cv2
 import numpy as np
 
 from ..geometry import resize_intrinsics
-from .backends import OnnxRuntimeBackend, TorchBackend
+from .backends import OnnxRuntimeBackend, TorchBackend, onnx_file_metadata
+from .tensorrt import file_sha256
 
 log = logging.getLogger("spidepth.inference")
 
@@ -37,33 +37,28 @@ def _has_tensorrt_gpu() -> bool:
         return False
 
 
-def _onnx_for(model: Path) -> Path | None:
-    """The ONNX exported from exactly this checkpoint, if it lies beside it."""
+def _onnx_for(model: Path, digest: str | None = None) -> Path | None:
+    """The ONNX exported from exactly this checkpoint (sha256 ``digest``), if it lies beside it."""
     onnx = model.with_suffix(".onnx")
     if not onnx.is_file():
         return None
     try:
-        import onnx as onnx_lib
-
-        from .tensorrt import file_sha256
-        props = {p.key: p.value for p in onnx_lib.load(str(onnx), load_external_data=False).metadata_props}
-        exported_from = json.loads(props.get("spidepth", "{}")).get("checkpoint_sha256")
-    except Exception:  # unreadable ONNX: do not use it
+        exported_from = onnx_file_metadata(onnx).get("checkpoint_sha256")
+    except Exception:  # unreadable ONNX or no metadata: do not use it
         return None
-    if exported_from != file_sha256(model):
+    if exported_from != (digest or file_sha256(model)):
         log.warning("ignoring %s: it was not exported from %s (re-run spidepth export)", onnx.name, model.name)
         return None
     return onnx
 
 
-def _cached_onnx(checkpoint: Path) -> Path:
-    """An ONNX export of ``checkpoint`` in the cache, keyed by its sha256 (exported once, with a message)."""
+def _cached_onnx(checkpoint: Path, digest: str) -> Path:
+    """An ONNX export of ``checkpoint`` (sha256 ``digest``) in the cache, exported once, with a message."""
     import os
 
     from ..export import export_onnx
-    from .tensorrt import file_sha256
     root = Path(os.environ.get("SPIDEPTH_CACHE", Path.home() / ".cache" / "spidepth")) / "onnx"
-    path = root / f"{checkpoint.stem}-{file_sha256(checkpoint)[:16]}.onnx"
+    path = root / f"{checkpoint.stem}-{digest[:16]}.onnx"
     if not path.is_file():
         log.info("exporting %s to ONNX for onnxruntime: %s", checkpoint, path)
         export_onnx(checkpoint, path)
@@ -108,8 +103,7 @@ def validate_model_file(model: str | Path, backend: str = "auto") -> None:
             onnx.checker.check_model(proto)
         except Exception as exc:
             raise ValueError(f"{model} is not a valid ONNX model: {exc}") from exc
-        from .backends import onnx_metadata
-        onnx_metadata({p.key: p.value for p in proto.metadata_props}, str(model))
+        onnx_file_metadata(proto, str(model))
     elif model.suffix == ".engine":
         from .tensorrt import read_sidecar
         read_sidecar(model)
@@ -126,7 +120,10 @@ def open_backend(model: Path, backend: str, device: str | None = None):
             raise ValueError(f"the torch backend needs a checkpoint (.pt), got {model}")
         return TorchBackend(model, device)
     if backend == "onnxruntime":
-        onnx = model if model.suffix == ".onnx" else (_onnx_for(model) or _cached_onnx(model))
+        if model.suffix == ".onnx":
+            return OnnxRuntimeBackend(model, device)
+        digest = file_sha256(model)  # hashed once: a large checkpoint takes a while
+        onnx = _onnx_for(model, digest) or _cached_onnx(model, digest)
         return OnnxRuntimeBackend(onnx, device)
     from .tensorrt import TensorRTBackend
     return TensorRTBackend(model, device)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import onnx_metadata
+from .backends import onnx_file_metadata
 
 log = logging.getLogger("spidepth.tensorrt")
 
@@ -120,9 +120,7 @@ def engine_for_onnx(onnx: str | Path, root: Path | None = None, workspace: int =
     """The cached engine for this ONNX on this GPU; built (with a message) only on a cache miss."""
     trt = _import_trt()
     onnx = Path(onnx)
-    import onnx as onnx_lib
-    meta = onnx_metadata({p.key: p.value for p in onnx_lib.load(str(onnx), load_external_data=False).metadata_props},
-                         str(onnx))
+    meta = onnx_file_metadata(onnx)
     version, gpu, cc = _current_platform(trt)
     shape = (1, 3, *meta["input_size"])
     key = engine_key(file_sha256(onnx), version, gpu, cc, meta.get("precision", "fp32"), shape)
