@@ -9,13 +9,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, Poi
 from spidepth_core.image_codec import MAX_PIXELS, message_to_rgb
 
 
-def image_to_rgb(msg: Image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """sensor_msgs/Image -> HxWx3 uint8 RGB."""
+def image_to_rgb(msg: Image | CompressedImage, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """sensor_msgs/Image or CompressedImage -> HxWx3 uint8 RGB."""
     return message_to_rgb(msg, max_pixels)
-
-
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    return message_to_rgb(msg)
 
 
 def camera_info_K(msg: CameraInfo) -> np.ndarray | None:

@@ -194,13 +194,8 @@ class DepthNode(Node):
                 self.errors += 1
                 self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
-    def _to_rgb(self, msg) -> np.ndarray:
-        if isinstance(msg, CompressedImage):
-            return conv.compressed_to_rgb(msg)
-        return conv.image_to_rgb(msg, self.p["max_image_pixels"])
-
     def process(self, msg, arrived: float) -> None:
-        rgb = self._to_rgb(msg)
+        rgb = conv.image_to_rgb(msg, self.p["max_image_pixels"])
         K_in, info = self._intrinsics(rgb.shape[:2])
         predictor = self.predictor
         result = predictor.predict(rgb, K_in, output_size=self.p["output_size"])
