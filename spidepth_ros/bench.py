@@ -1,7 +1,10 @@
 """Node benchmark: end-to-end latency (image published -> depth received) against the bare Predictor
-on the same frames in the same run, and the PointCloud2 build time.
+on the same frames in the same run, the DDS transport floor, and the PointCloud2 build time.
 
     python -m spidepth_ros.bench [--model M] [--backend B] [--frames N] [--size HxW]
+
+The transport floor is an echo node that decodes the image and publishes a model-sized depth image at
+once: no node can be faster than that over DDS, so it is the part of the overhead that is not the node's.
 """
 from __future__ import annotations
 
@@ -41,37 +44,110 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--size", default="192x640", help="camera image HxW")
+    ap.add_argument("--echo", default="", help=argparse.SUPPRESS)  # internal: run the echo node, depth HxW
     args = ap.parse_args(argv)
+    if args.echo:
+        return _echo_node(*(int(v) for v in args.echo.split("x")))
     h, w = (int(v) for v in args.size.split("x"))
+    from spidepth_core.inference import Predictor
+    pred = Predictor(args.model or None, args.backend)
+    node_ms, period_ms = _timed_node(["spidepth_ros.depth_node", "--ros-args", "--params-file",
+                                      str(ROOT / "config/depth.yaml"),
+                                      *(["-p", f"model_path:={args.model}"] if args.model else []),
+                                      "-p", f"backend:={args.backend}", "-p", "camera_info_timeout:=1000.0"],
+                                     args.frames, h, w)
+    floor_ms, _ = _timed_node(["spidepth_ros.bench", "--echo", "x".join(map(str, pred.input_size))],
+                              args.frames, h, w)
+    frames = _frames(args.frames, h, w)
+    bare_ms = _bare_ms(pred, frames, 0.0)
+    # The node sees one frame per period, with its thread pool idle in between: pace the Predictor alike.
+    paced_ms = _bare_ms(pred, frames, max(0.0, period_ms - node_ms) / 1000)
+    code_ms = _node_code_ms(frames, args.model, args.backend)
+    cloud_ms = cloud_build_ms(192, 640)
+
+    def row(name: str, ms: float, base: float | None = None) -> None:
+        extra = f" ({ms - base:+.1f} ms, {100 * (ms - base) / base:+.0f}%)" if base else ""
+        print(f"| {name} | {ms:.2f}{extra} |")
+    print(f"| camera {w}x{h}, model {pred.input_size[1]}x{pred.input_size[0]}, {pred.backend.name} | median ms |")
+    print("|---|---|")
+    row("bare Predictor, back to back", bare_ms)
+    row(f"bare Predictor, one frame per {period_ms:.1f} ms as the node got them", paced_ms)
+    row("node end to end (publish -> depth received), vs back to back", node_ms, bare_ms)
+    row("node end to end, vs paced", node_ms, paced_ms)
+    row("DDS transport floor (echo node: decode, publish depth, no model)", floor_ms)
+    row("node's code without DDS (process() called directly), vs back to back", code_ms, bare_ms)
+    row("PointCloud2 xyzrgb build, 192x640", cloud_ms)
+    return 0
+
+
+def _bare_ms(pred, frames: list[np.ndarray], gap_s: float) -> float:
+    """Median Predictor.predict() time, sleeping gap_s before each frame."""
+    for f in frames[:5]:
+        pred.predict(f, output_size="model")
+    times = []
+    for f in frames:
+        time.sleep(gap_s)
+        t = time.perf_counter()
+        pred.predict(f, output_size="model")
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
+def _node_code_ms(frames: list[np.ndarray], model: str, backend: str) -> float:
+    """Median DepthNode.process() time on the frames, called directly (publishers with no subscribers)."""
+    import rclpy
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Image
+
+    from .depth_node import DepthNode
+    rclpy.init()
+    node = DepthNode(parameter_overrides=[Parameter("backend", value=backend),
+                                          *([Parameter("model_path", value=model)] if model else [])])
+    h, w = frames[0].shape[:2]
+    msgs = [Image(height=h, width=w, encoding="rgb8", step=w * 3, data=f.tobytes()) for f in frames]
+    times = []
+    for i, msg in enumerate(msgs):
+        t = time.perf_counter()
+        node.process(msg, time.monotonic())
+        if i >= 5:
+            times.append((time.perf_counter() - t) * 1000)
+    node.destroy_node()
+    rclpy.shutdown()
+    return float(np.median(times))
+
+
+def _timed_node(module_args: list[str], n: int, h: int, w: int) -> tuple[float, float]:
     env = local_dds_env()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    node = subprocess.Popen([sys.executable, "-m", "spidepth_ros.depth_node", "--ros-args", "--params-file",
-                             str(ROOT / "config/depth.yaml"), *(["-p", f"model_path:={args.model}"] if args.model else []),
-                             "-p", f"backend:={args.backend}", "-p", "camera_info_timeout:=1000.0"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    node = subprocess.Popen([sys.executable, "-m", *module_args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        node_ms = _node_latency(args.frames, h, w, node)
+        return _node_latency(n, h, w, node)
     finally:
         node.terminate()
         node.wait(10)
-    from spidepth_core.inference import Predictor
-    pred = Predictor(args.model or None, args.backend)
-    frames = _frames(args.frames, h, w)
-    for f in frames[:5]:
-        pred.predict(f, output_size="model")
-    bare = []
-    for f in frames:
-        t = time.perf_counter()
-        pred.predict(f, output_size="model")
-        bare.append((time.perf_counter() - t) * 1000)
-    bare_ms = float(np.median(bare))
-    cloud_ms = cloud_build_ms(192, 640)
-    print(f"| camera {w}x{h}, model {pred.input_size[1]}x{pred.input_size[0]}, {pred.backend.name} | median ms |")
-    print("|---|---|")
-    print(f"| bare Predictor | {bare_ms:.1f} |")
-    print(f"| node end to end (publish -> depth received) | {node_ms:.1f} |")
-    print(f"| node overhead | {node_ms - bare_ms:+.1f} ms ({100 * (node_ms - bare_ms) / bare_ms:+.0f}%) |")
-    print(f"| PointCloud2 xyzrgb build, 192x640 | {cloud_ms:.2f} |")
+
+
+def _echo_node(h: int, w: int) -> int:
+    """Decode each image and publish a constant HxW depth image: DDS and conversions, no model."""
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from .conversions import depth_to_msg, image_to_rgb
+    rclpy.init()
+    node = rclpy.create_node("spidepth_echo")
+    pub = node.create_publisher(Image, "depth", QoSProfile(depth=2))
+    depth = np.ones((h, w), np.float32)
+
+    def echo(msg: Image) -> None:
+        image_to_rgb(msg)
+        pub.publish(depth_to_msg(depth, msg.header))
+    node.create_subscription(Image, "image", echo, QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    try:
+        rclpy.spin(node)
+    except BaseException:  # terminated by the benchmark
+        pass
     return 0
 
 
@@ -80,7 +156,8 @@ def _frames(n: int, h: int, w: int) -> list[np.ndarray]:
     return [rgb for rgb, _, _ in render_sequence(7, n, h, w)]
 
 
-def _node_latency(n: int, h: int, w: int, node: subprocess.Popen) -> float:
+def _node_latency(n: int, h: int, w: int, node: subprocess.Popen) -> tuple[float, float]:
+    """(median latency, median period between published frames), in ms."""
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
@@ -112,7 +189,8 @@ def _node_latency(n: int, h: int, w: int, node: subprocess.Popen) -> float:
     rclpy.shutdown()
     if not lat:
         raise RuntimeError("the node sent no depth back")
-    return float(np.median(lat))
+    times = sorted(sent.values())
+    return float(np.median(lat)), 1000 * float(np.median(np.diff(times)))
 
 
 if __name__ == "__main__":
