@@ -28,7 +28,7 @@ class PoseSection:
 
 @dataclass
 class DataSection:
-    source: str = "folder"                         # folder | video | bag | synthetic
+    source: str = "folder"                         # folder | video | bag | kitti | cityscapes
     path: str | None = None
     intrinsics: str | None = None                  # YAML with fx, fy, cx, cy (+ width, height)
     val_path: str | None = None
@@ -41,7 +41,7 @@ class DataSection:
     cache_dir: str | None = None
     val_fraction: float = 0.1                      # bags: last part of each recording held out
     min_motion: float = 1.0                        # bags: skip frames with less mean grey change
-    split: str | None = None                       # kitti: training split file (eigen_zhou)
+    split: str | None = None                       # kitti (eigen_zhou) / cityscapes: training split file
     test_split: str | None = None                  # kitti: test split, to warn about shared frames
     use_stereo: bool = False                       # kitti: add the other camera as a source
     kb_crop: bool = False                          # crop 352x1216 (KITTI benchmark) before resizing

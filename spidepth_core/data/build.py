@@ -13,7 +13,7 @@ def _sequences(data, path: str) -> list:
     if data.source == "video":
         cache = Path(data.cache_dir or Path(path).with_suffix("")).expanduser()
         return find_sequences(video_to_folder(path, cache), data.intrinsics)
-    raise ValueError(f"unknown data.source {data.source!r}; choose folder, video or bag")
+    raise ValueError(f"unknown data.source {data.source!r}; choose folder, video, bag, kitti or cityscapes")
 
 
 def build_datasets(data, height: int, width: int, train) -> tuple[TripletDataset, TripletDataset | None]:
@@ -32,6 +32,12 @@ def build_datasets(data, height: int, width: int, train) -> tuple[TripletDataset
         seqs, idx = kitti_dataset_parts(data.path, data.split, data.use_stereo)
         train_ds = TripletDataset(seqs, flip=train.flip, color_jitter=train.color_jitter, indices=idx, **common)
         return train_ds, None
+    if data.source == "cityscapes":
+        from .cityscapes import cityscapes_dataset_parts
+        if not data.split:
+            raise ValueError("data.split is required for Cityscapes (lines '<city> <frame>', e.g. train_files.txt)")
+        seqs, idx = cityscapes_dataset_parts(data.path, data.split, data.frame_ids, data.stride)
+        return TripletDataset(seqs, flip=train.flip, color_jitter=train.color_jitter, indices=idx, **common), None
     if data.source == "bag":
         from .bag import bag_sequences
         train_seqs, val_seqs = bag_sequences(data.path, data.image_topic, data.camera_info_topic, data.intrinsics,
