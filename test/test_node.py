@@ -128,6 +128,30 @@ def test_flood_keeps_output_and_memory_flat(node):
     assert rss_mb(proc.pid) - before_rss < 50
 
 
+def test_burst_keeps_the_newest_and_counts_drops(node):
+    from spidepth_ros.depth_node import _HAS_MESSAGE_INFO
+    _, client, _ = node
+    client.pub_info.publish(info_msg(K_CAM, H, W))
+
+    def dropped():
+        n = len(client.received["/diagnostics"])  # wait for a report made after everything before
+        assert client.spin_until(lambda: len(client.received["/diagnostics"]) > n + 1, 10)
+        return int({kv.key: kv.value for kv in client.received["/diagnostics"][-1].status[0].values}["dropped_frames"])
+
+    _send(client, image_msg(_rgb(9)), info=False)  # the node has heard this publisher: gaps count from here
+    before, start = dropped(), len(client.received["depth"])
+    msgs = [image_msg(_rgb(10 + i)) for i in range(30)]
+    for i, msg in enumerate(msgs):
+        msg.header.stamp.sec = 1000 + i
+        client.pub_image.publish(msg)  # all at once: far faster than the node infers
+    client.spin_until(lambda: False, 3.0)
+    got = [m.header.stamp.sec for m in client.received["depth"][start:]]
+    assert 0 < len(got) < 30 and got == sorted(got)
+    assert got[-1] >= 1025  # the newest frames win
+    if _HAS_MESSAGE_INFO:  # every frame up to the last processed one was processed or counted as dropped
+        assert dropped() - before + len(got) == got[-1] - 1000 + 1
+
+
 def test_diagnostics(node):
     _, client, _ = node
     assert client.spin_until(lambda: len(client.received["/diagnostics"]) > 0, 5)
