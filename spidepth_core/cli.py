@@ -167,7 +167,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--data", required=True, help="benchmark root, or a folder of sequences with depth/ GT")
     p.add_argument("--protocol", choices=["kitti_eigen", "cityscapes", "make3d"],
                    help="benchmark protocol (default: GT folders)")
-    p.add_argument("--split", help="kitti_eigen: the Eigen test split file")
+    p.add_argument("--split", help="kitti_eigen: the Eigen test split file; cityscapes: test_files.txt (GT order)")
     p.add_argument("--gt", help="kitti_eigen: gt_depths.npz from `spidepth export-gt`")
     p.add_argument("--backend", default="auto")
     scaling = p.add_mutually_exclusive_group()

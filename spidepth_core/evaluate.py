@@ -43,8 +43,10 @@ def evaluate_protocol(name: str, predictor, root, median_scaling: bool, split=No
         if not split or not gt:
             raise ValueError("kitti_eigen needs --split (Eigen test files) and --gt (gt_depths.npz)")
         samples = benchmarks.kitti_eigen(root, split, gt)
+    elif name == "cityscapes":
+        samples = benchmarks.cityscapes(root, split)
     else:
-        samples = getattr(benchmarks, name)(root)
+        samples = benchmarks.make3d(root)
     rows = []
     for image, gt_depth in tqdm(samples, desc=name, unit="img"):
         pred = predictor.predict(protocol.prepare_input(image), output_size="model").depth

@@ -171,3 +171,20 @@ def test_metric_finetuning_lowers_silog(world_dir, tmp_path):
     assert after < 0.8 * before, (before, after)
     from spidepth_core.checkpoint import read_checkpoint
     assert read_checkpoint(tmp_path / "sup" / "last.pt")["metric"] is True
+
+
+def test_cityscapes_gt_follows_the_split_order(tmp_path):
+    city = tmp_path / "city"
+    (city / "leftImg8bit" / "test" / "bonn").mkdir(parents=True)
+    (city / "gt_depths").mkdir()
+    names = ["bonn_000000_000019", "bonn_000000_000005"]  # split order, not sorted order
+    for i, name in enumerate(names):
+        cv2.imwrite(str(city / "leftImg8bit/test/bonn" / f"{name}_leftImg8bit.png"), np.full((8, 16, 3), 10 * i, np.uint8))
+        np.save(city / "gt_depths" / f"{i:03d}_depth.npy", np.full((8, 16), float(i + 1), np.float32))
+    split = tmp_path / "test_files.txt"
+    split.write_text("".join(f"bonn {n}\n" for n in names))
+    pairs = list(benchmarks.cityscapes(city, split))
+    assert [int(img[0, 0, 0]) for img, _ in pairs] == [0, 10] and [gt[0, 0] for _, gt in pairs] == [1.0, 2.0]
+    split.write_text("bonn bonn_000000_000007\n")
+    with pytest.raises(FileNotFoundError, match="000007_leftImg8bit.png"):
+        list(benchmarks.cityscapes(city, split))

@@ -22,14 +22,24 @@ def kitti_eigen(root: str | Path, split: str | Path, gt: str | Path) -> Iterator
         yield read_rgb(image_path(Path(root), drive, frame, side)), depths[str(i)]
 
 
-def cityscapes(root: str | Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """ROOT/leftImg8bit/test/<city>/*.png (sorted) with ROOT/gt_depths/NNN_depth.npy in the same order."""
+def cityscapes(root: str | Path, split: str | Path | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """ROOT/leftImg8bit/test/<city>/<frame>_leftImg8bit.png with ROOT/gt_depths/NNN_depth.npy.
+
+    The n-th GT file belongs to the n-th line ("<city> <frame>") of the split file (ManyDepth's
+    splits/cityscapes/test_files.txt); without a split the images are taken in sorted order."""
     root = Path(root)
-    images = sorted((root / "leftImg8bit" / "test").glob("*/*.png"))
+    if split:
+        from .cityscapes import read_split as read_city_split
+        images = [root / "leftImg8bit" / "test" / city / f"{frame}_leftImg8bit.png"
+                  for city, frame in read_city_split(split)]
+    else:
+        images = sorted((root / "leftImg8bit" / "test").glob("*/*.png"))
     if not images:
         raise FileNotFoundError(f"no images under {root / 'leftImg8bit' / 'test'}")
     for i, path in enumerate(images):
         gt = root / "gt_depths" / f"{i:03d}_depth.npy"
+        if not path.is_file():
+            raise FileNotFoundError(f"test image not found: {path}")
         if not gt.is_file():
             raise FileNotFoundError(f"ground truth {gt} missing for {path.name}")
         yield read_rgb(path), np.load(gt).astype(np.float32)
