@@ -6,6 +6,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .cityscapes import read_split as read_city_split
 from .folder import read_rgb
 from .kitti import image_path, read_split
 
@@ -29,7 +30,6 @@ def cityscapes(root: str | Path, split: str | Path | None = None) -> Iterator[tu
     splits/cityscapes/test_files.txt); without a split the images are taken in sorted order."""
     root = Path(root)
     if split:
-        from .cityscapes import read_split as read_city_split
         images = [root / "leftImg8bit" / "test" / city / f"{frame}_leftImg8bit.png"
                   for city, frame in read_city_split(split)]
     else:

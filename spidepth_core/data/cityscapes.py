@@ -12,23 +12,18 @@ from pathlib import Path
 import numpy as np
 
 from .folder import read_rgb
+from .splits import read_split_lines
 
 TRIPLET_IDS = (0, -1, 1)
 
 
+def _city_line(parts: list[str]) -> tuple[str, str] | None:
+    return (parts[0], parts[1]) if len(parts) == 2 and parts[1].startswith(parts[0] + "_") else None
+
+
 def read_split(path: str | Path) -> list[tuple[str, str]]:
     """[(city, frame)]; raises on malformed lines, naming the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"split file not found: {path}")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].startswith(parts[0] + "_"):
-            raise ValueError(f"{path}:{n}: expected '<city> <city>_<seq>_<frame>', got {line!r}")
-        rows.append((parts[0], parts[1]))
+    rows = read_split_lines(path, _city_line, "<city> <city>_<seq>_<frame>")
     if not rows:
         raise ValueError(f"split file {path} lists no frames")
     return rows

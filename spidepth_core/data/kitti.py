@@ -13,26 +13,22 @@ import numpy as np
 
 from ..geometry import kitti_intrinsics
 from .folder import read_rgb
+from .splits import read_split_lines
 
 log = logging.getLogger("spidepth.kitti")
 STEREO_BASELINE = 0.54
 SIDES = {"l": "image_02", "r": "image_03"}
 
 
+def _kitti_line(parts: list[str]) -> tuple[str, int, str] | None:
+    if len(parts) != 3 or not parts[1].lstrip("-").isdigit() or parts[2] not in SIDES:
+        return None
+    return parts[0], int(parts[1]), parts[2]
+
+
 def read_split(path: str | Path) -> list[tuple[str, int, str]]:
     """[(drive folder, frame, side)]; raises on malformed lines, naming the line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"split file not found: {path}")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 3 or not parts[1].lstrip("-").isdigit() or parts[2] not in SIDES:
-            raise ValueError(f"{path}:{n}: expected '<date>/<drive> <frame> l|r', got {line!r}")
-        rows.append((parts[0], int(parts[1]), parts[2]))
-    return rows
+    return read_split_lines(path, _kitti_line, "<date>/<drive> <frame> l|r")
 
 
 def overlap(train: list[tuple[str, int, str]], test: list[tuple[str, int, str]]) -> int:
