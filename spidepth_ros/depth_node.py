@@ -28,6 +28,9 @@ from .params import PARAMETERS, check_choice, descriptor
 
 
 _HAS_MESSAGE_INFO = hasattr(Subscription, "CallbackType")  # rclpy >= Iron passes MessageInfo
+# Keep only the newest image: frames that arrive during inference replace each other in the reader
+# and the next callback gets the newest one.
+IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 class _Rate:
@@ -80,15 +83,12 @@ class DepthNode(Node):
         self.pub_colored = self.create_publisher(Image, "depth/colored", qos)
         self.pub_points = self.create_publisher(PointCloud2, "points", qos)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # Keep only the newest image: frames that arrive during inference replace each other in the
-        # reader and the next callback gets the newest one. Processing in the callback avoids a thread
-        # hand-off (about 0.5 ms per frame, measured by spidepth_ros.bench).
-        image_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        # Inference runs in the callback: a thread hand-off cost about 0.5 ms per frame (spidepth_ros.bench).
         callback = self._on_image if _HAS_MESSAGE_INFO else self._on_image_only
         if self.p["use_compressed"]:
-            self.create_subscription(CompressedImage, "image/compressed", callback, image_qos)
+            self.create_subscription(CompressedImage, "image/compressed", callback, IMAGE_QOS)
         else:
-            self.create_subscription(Image, "image", callback, image_qos)
+            self.create_subscription(Image, "image", callback, IMAGE_QOS)
         self.create_subscription(CameraInfo, "camera_info", self._on_info, qos_profile_sensor_data)
 
     def _load(self, path: str) -> Predictor:
@@ -160,8 +160,7 @@ class DepthNode(Node):
 
     def _on_image_only(self, msg) -> None:
         """rclpy without message info (Humble): dropped frames cannot be counted."""
-        self.rates["in"].tick()
-        self._handle(msg, time.monotonic())
+        self._on_image(msg, None)
 
     def _missed(self, info: dict | None) -> int:
         """Frames the publisher sent since its last one that reached us (replaced by newer ones)."""
