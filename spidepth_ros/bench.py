@@ -20,6 +20,8 @@ from spidepth_core.geometry import kitti_intrinsics
 
 from .demo import ROOT, local_dds_env
 
+WARMUP = 5  # frames run before timing starts
+
 
 def cloud_build_ms(height: int, width: int, runs: int = 50) -> float:
     from spidepth_core.pointcloud import depth_to_points, pack_cloud
@@ -51,14 +53,13 @@ def main(argv=None) -> int:
     h, w = (int(v) for v in args.size.split("x"))
     from spidepth_core.inference import Predictor
     pred = Predictor(args.model or None, args.backend)
+    frames = _frames(args.frames + WARMUP, h, w)  # every measurement: the same frames, the same warm-up
     node_ms, period_ms = _timed_node(["spidepth_ros.depth_node", "--ros-args", "--params-file",
                                       str(ROOT / "config/depth.yaml"),
                                       *(["-p", f"model_path:={args.model}"] if args.model else []),
                                       "-p", f"backend:={args.backend}", "-p", "camera_info_timeout:=1000.0"],
-                                     args.frames, h, w)
-    floor_ms, _ = _timed_node(["spidepth_ros.bench", "--echo", "x".join(map(str, pred.input_size))],
-                              args.frames, h, w)
-    frames = _frames(args.frames, h, w)
+                                     frames)
+    floor_ms, _ = _timed_node(["spidepth_ros.bench", "--echo", "x".join(map(str, pred.input_size))], frames)
     bare_ms = _bare_ms(pred, frames, 0.0)
     # The node sees one frame per period, with its thread pool idle in between: pace the Predictor alike.
     paced_ms = _bare_ms(pred, frames, max(0.0, period_ms - node_ms) / 1000)
@@ -81,15 +82,14 @@ def main(argv=None) -> int:
 
 
 def _bare_ms(pred, frames: list[np.ndarray], gap_s: float) -> float:
-    """Median Predictor.predict() time, sleeping gap_s before each frame."""
-    for f in frames[:5]:
-        pred.predict(f, output_size="model")
+    """Median Predictor.predict() time after the warm-up frames, sleeping gap_s before each frame."""
     times = []
-    for f in frames:
+    for i, f in enumerate(frames):
         time.sleep(gap_s)
         t = time.perf_counter()
         pred.predict(f, output_size="model")
-        times.append((time.perf_counter() - t) * 1000)
+        if i >= WARMUP:
+            times.append((time.perf_counter() - t) * 1000)
     return float(np.median(times))
 
 
@@ -97,32 +97,32 @@ def _node_code_ms(frames: list[np.ndarray], model: str, backend: str) -> float:
     """Median DepthNode.process() time on the frames, called directly (publishers with no subscribers)."""
     import rclpy
     from rclpy.parameter import Parameter
-    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
 
+    from .conversions import rgb_to_msg
     from .depth_node import DepthNode
     rclpy.init()
     node = DepthNode(parameter_overrides=[Parameter("backend", value=backend),
                                           *([Parameter("model_path", value=model)] if model else [])])
-    h, w = frames[0].shape[:2]
-    msgs = [Image(height=h, width=w, encoding="rgb8", step=w * 3, data=f.tobytes()) for f in frames]
+    msgs = [rgb_to_msg(f, Header()) for f in frames]
     times = []
     for i, msg in enumerate(msgs):
         t = time.perf_counter()
         node.process(msg, time.monotonic())
-        if i >= 5:
+        if i >= WARMUP:
             times.append((time.perf_counter() - t) * 1000)
     node.destroy_node()
     rclpy.shutdown()
     return float(np.median(times))
 
 
-def _timed_node(module_args: list[str], n: int, h: int, w: int) -> tuple[float, float]:
+def _timed_node(module_args: list[str], frames: list[np.ndarray]) -> tuple[float, float]:
     env = local_dds_env()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     node = subprocess.Popen([sys.executable, "-m", *module_args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        return _node_latency(n, h, w, node)
+        return _node_latency(frames, node)
     finally:
         node.terminate()
         node.wait(10)
@@ -131,10 +131,11 @@ def _timed_node(module_args: list[str], n: int, h: int, w: int) -> tuple[float, 
 def _echo_node(h: int, w: int) -> int:
     """Decode each image and publish a constant HxW depth image: DDS and conversions, no model."""
     import rclpy
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.qos import QoSProfile
     from sensor_msgs.msg import Image
 
     from .conversions import depth_to_msg, image_to_rgb
+    from .depth_node import IMAGE_QOS
     rclpy.init()
     node = rclpy.create_node("spidepth_echo")
     pub = node.create_publisher(Image, "depth", QoSProfile(depth=2))
@@ -143,7 +144,7 @@ def _echo_node(h: int, w: int) -> int:
     def echo(msg: Image) -> None:
         image_to_rgb(msg)
         pub.publish(depth_to_msg(depth, msg.header))
-    node.create_subscription(Image, "image", echo, QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
+    node.create_subscription(Image, "image", echo, IMAGE_QOS)
     try:
         rclpy.spin(node)
     except BaseException:  # terminated by the benchmark
@@ -156,11 +157,14 @@ def _frames(n: int, h: int, w: int) -> list[np.ndarray]:
     return [rgb for rgb, _, _ in render_sequence(7, n, h, w)]
 
 
-def _node_latency(n: int, h: int, w: int, node: subprocess.Popen) -> tuple[float, float]:
-    """(median latency, median period between published frames), in ms."""
+def _node_latency(frames: list[np.ndarray], node: subprocess.Popen) -> tuple[float, float]:
+    """(median latency, median period between published frames) after the warm-up frames, in ms."""
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import Header
+
+    from .conversions import rgb_to_msg
     rclpy.init()
     client = rclpy.create_node("spidepth_bench")
     pub = client.create_publisher(Image, "image", qos_profile_sensor_data)
@@ -172,11 +176,12 @@ def _node_latency(n: int, h: int, w: int, node: subprocess.Popen) -> tuple[float
         rclpy.spin_once(client, timeout_sec=0.1)
         if node.poll() is not None:
             raise RuntimeError("depth_node exited during start-up")
+    h, w = frames[0].shape[:2]
     info = CameraInfo(height=h, width=w)
     info.k = kitti_intrinsics(h, w).reshape(-1).tolist()
     sent = {}
-    for i, rgb in enumerate(_frames(n + 5, h, w)):
-        msg = Image(height=h, width=w, encoding="rgb8", step=w * 3, data=rgb.tobytes())
+    for i, rgb in enumerate(frames):
+        msg = rgb_to_msg(rgb, Header())
         msg.header.stamp.sec = i + 1
         info_pub.publish(info)
         sent[i + 1] = time.perf_counter()
@@ -184,7 +189,7 @@ def _node_latency(n: int, h: int, w: int, node: subprocess.Popen) -> tuple[float
         end = time.perf_counter() + 0.5  # one frame at a time: no queueing in the measurement
         while i + 1 not in arrivals and time.perf_counter() < end:
             rclpy.spin_once(client, timeout_sec=0.005)
-    lat = [1000 * (arrivals[k] - sent[k]) for k in sent if k in arrivals and k > 5]
+    lat = [1000 * (arrivals[k] - sent[k]) for k in sent if k in arrivals and k > WARMUP]
     client.destroy_node()
     rclpy.shutdown()
     if not lat:
