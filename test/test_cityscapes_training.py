@@ -34,12 +34,17 @@ def _write_triplets(world_dir, root):
     return split, expected
 
 
+def _one_city(split, city):
+    """The split's lines for one city (the cities' frames differ in size, so a batch takes one)."""
+    out = split.with_name(f"{city}.txt")
+    out.write_text("".join(f"{line}\n" for line in split.read_text().splitlines() if line.startswith(city)))
+    return out
+
+
 def test_triplets_give_frames_in_order_and_per_city_intrinsics(world_dir, tmp_path):
     root = tmp_path / "cs"
     split, expected = _write_triplets(world_dir, root)
-    # both cities must be cut to one size for a batch: bochum is 16 px narrower, so only aachen here
-    aachen = root / "aachen.txt"
-    aachen.write_text("".join(f"{line}\n" for line in split.read_text().splitlines() if line.startswith("aachen")))
+    aachen = _one_city(split, "aachen")
     seqs, idx = cityscapes_dataset_parts(root, aachen)
     ds = TripletDataset(seqs, 32, 96, indices=idx)
     assert len(ds) == 6
@@ -93,8 +98,7 @@ def test_clear_errors(world_dir, tmp_path):
 def test_trainer_trains_on_cityscapes_triplets(world_dir, tmp_path):
     root = tmp_path / "cs"
     split, _ = _write_triplets(world_dir, root)
-    aachen = root / "aachen.txt"
-    aachen.write_text("".join(f"{line}\n" for line in split.read_text().splitlines() if line.startswith("aachen")))
+    aachen = _one_city(split, "aachen")
     overrides = tiny_overrides(root, tmp_path / "run", **{"data.source": "cityscapes", "data.split": str(aachen)})
     trainer = Trainer(load_config(None, overrides), resume=False)
     assert len(trainer.train_ds) == 6
