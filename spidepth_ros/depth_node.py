@@ -65,7 +65,7 @@ class DepthNode(Node):
         self.scale = self._make_scale(self.p)
         self._last_seq: dict = {}
         self._make_io()
-        self._info: tuple[CameraInfo, float] | None = None
+        self._info: tuple[CameraInfo, np.ndarray, float] | None = None  # message, its K, arrival
         self._fallback_said = False
         self.rates = {"in": _Rate(), "out": _Rate()}
         self.latencies: deque = deque(maxlen=50)
@@ -164,22 +164,23 @@ class DepthNode(Node):
 
     def _missed(self, info: dict | None) -> int:
         """Frames the publisher sent since its last one that reached us (replaced by newer ones)."""
-        seq = (info or {}).get("publication_sequence_number")
+        info = info or {}
+        seq = info.get("publication_sequence_number")
         if not seq:
             return 0
-        key = str((info or {}).get("publisher_gid"))
+        key = str(info.get("publisher_gid"))
         last, self._last_seq[key] = self._last_seq.get(key), seq
-        return max(0, seq - last - 1) if last is not None and seq > last else 0
+        return seq - last - 1 if last is not None and seq > last else 0
 
     def _on_info(self, msg: CameraInfo) -> None:
-        if conv.camera_info_K(msg) is not None:
-            self._info = (msg, time.monotonic())
+        K = conv.camera_info_K(msg)
+        if K is not None:
+            self._info = (msg, K, time.monotonic())
 
     def _intrinsics(self, hw: tuple[int, int]) -> tuple[np.ndarray, CameraInfo | None]:
         """K for an image of size hw, from camera_info if fresh, else the fallback parameters."""
-        if self._info is not None and time.monotonic() - self._info[1] <= self.p["camera_info_timeout"]:
-            info = self._info[0]
-            K = conv.camera_info_K(info)
+        if self._info is not None and time.monotonic() - self._info[2] <= self.p["camera_info_timeout"]:
+            info, K, _ = self._info
             if (info.height, info.width) != hw and info.height and info.width:
                 K = resize_intrinsics(K, (info.height, info.width), hw)
             return K, info
