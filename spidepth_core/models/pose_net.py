@@ -4,6 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from typing import Sequence
+
+from .pretrained import InputNorm, WeightSource
 from .unet import build_encoder
 
 
@@ -18,17 +21,29 @@ def _split(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class StrengthenedPoseNet(nn.Module):
-    """SPIdepth's pose net: a (pretrained) timm backbone with 6-channel input + conv head."""
+    """SPIdepth's pose net: a (pretrained) timm backbone with 6-channel input + conv head.
 
-    def __init__(self, backbone: str = "resnet18", weights: str | None = None) -> None:
+    With ``pretrained`` weights timm adapts the RGB stem to the frame pair, and each frame is normalised
+    as the weights expect (``input_mean`` / ``input_std``, kept in checkpoints' ``pose_config``).
+    """
+
+    def __init__(self, backbone: str = "resnet18", pretrained: WeightSource = None,
+                 input_mean: Sequence[float] | None = None, input_std: Sequence[float] | None = None) -> None:
         super().__init__()
-        self.encoder = build_encoder(backbone, weights, in_chans=6)
+        self.encoder, norm = build_encoder(backbone, pretrained, in_chans=6)
+        if norm is not None:
+            input_mean, input_std = norm.mean, norm.std
+        self.config = {"kind": "strengthened", "backbone": backbone,
+                       "input_mean": list(input_mean) if input_mean is not None else None,
+                       "input_std": list(input_std) if input_std is not None else None}
+        self.norm = InputNorm(tuple(input_mean) if input_mean is not None else None,
+                              tuple(input_std) if input_std is not None else None, groups=2)
         deepest = self.encoder.feature_info.channels()[-1]
         self.squeeze = _conv_relu(deepest, 256, 1)
         self.decoder = nn.Sequential(_conv_relu(256, 256, 3), _conv_relu(256, 256, 3), nn.Conv2d(256, 6, 1))
 
     def forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return _split(self.decoder(self.squeeze(self.encoder(pair)[-1])))
+        return _split(self.decoder(self.squeeze(self.encoder(self.norm(pair))[-1])))
 
 
 class StandardPoseNet(nn.Module):
@@ -40,16 +55,17 @@ class StandardPoseNet(nn.Module):
         kernels = [7, 5, 3, 3, 3, 3, 3]
         self.convs = nn.Sequential(*[_conv_relu(chans[i], chans[i + 1], kernels[i], 2) for i in range(7)])
         self.pose_conv = nn.Conv2d(256, 6, 1)
+        self.config = {"kind": "standard"}
 
     def forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _split(self.pose_conv(self.convs(pair)))
 
 
-def create_pose_net(kind: str = "strengthened", backbone: str = "resnet18",
-                    weights: str | None = None) -> nn.Module:
-    """``kind``: 'strengthened' (timm backbone, optional local weights) or 'standard'."""
+def create_pose_net(kind: str = "strengthened", backbone: str = "resnet18", pretrained: WeightSource = None,
+                    input_mean: Sequence[float] | None = None, input_std: Sequence[float] | None = None) -> nn.Module:
+    """``kind``: 'strengthened' (timm backbone, weights from ``pretrained``) or 'standard' (random)."""
     if kind == "strengthened":
-        return StrengthenedPoseNet(backbone, weights)
+        return StrengthenedPoseNet(backbone, pretrained, input_mean, input_std)
     if kind == "standard":
         return StandardPoseNet()
     raise ValueError(f"unknown pose net {kind!r}; choose 'strengthened' or 'standard'")

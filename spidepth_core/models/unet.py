@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import timm
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .pretrained import Normalisation, WeightSource, create_backbone
 
 
 class _ConvBnRelu(nn.Sequential):
@@ -62,26 +63,22 @@ class UNetDecoder(nn.Module):
         return self.final_conv(x)
 
 
-def build_encoder(name: str, weights: str | None = None, out_indices: Sequence[int] | None = None,
-                  in_chans: int = 3) -> nn.Module:
-    """A timm ``features_only`` encoder; ``weights`` is a local file (no hub access)."""
+def build_encoder(name: str, pretrained: WeightSource = None, out_indices: Sequence[int] | None = None,
+                  in_chans: int = 3) -> tuple[nn.Module, Normalisation | None]:
+    """A timm ``features_only`` encoder with weights from ``pretrained`` (see ``pretrained.py``)."""
     kwargs: dict = {"features_only": True, "in_chans": in_chans}
     if out_indices is not None:
         kwargs["out_indices"] = tuple(out_indices)
-    if weights:
-        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(weights)})
-    else:
-        kwargs["pretrained"] = False
-    return timm.create_model(name, **kwargs)
+    return create_backbone(name, pretrained, **kwargs)
 
 
 class UNet(nn.Module):
     """image [B,3,H,W] in [0,1] -> S [B,C,h,w]."""
 
     def __init__(self, encoder: str, widths: Sequence[int], out_channels: int,
-                 encoder_weights: str | None = None, out_indices: Sequence[int] | None = None) -> None:
+                 pretrained: WeightSource = None, out_indices: Sequence[int] | None = None) -> None:
         super().__init__()
-        self.encoder = build_encoder(encoder, encoder_weights, out_indices)
+        self.encoder, self.normalisation = build_encoder(encoder, pretrained, out_indices)
         channels = self.encoder.feature_info.channels()
         self.decoder = UNetDecoder(channels, widths, out_channels)
         # The decoder upsamples x2 once per block without a skip.
