@@ -16,14 +16,15 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 class ModelSection:
     name: str = "spidepth_small"
     overrides: dict = field(default_factory=dict)  # DepthConfig fields
-    init: str | None = None                        # checkpoint to fine-tune from
+    init: str | None = None                        # checkpoint to fine-tune from (never touches the hub)
+    pretrained: bool | str = True                  # encoder weights: true | false | timm | package | FILE
 
 
 @dataclass
 class PoseSection:
     kind: str = "strengthened"                     # strengthened | standard
     backbone: str = "resnet18"
-    weights: str | None = None                     # local pretrained file for the backbone
+    pretrained: bool | str = True                  # backbone weights: true | false | timm | package | FILE
 
 
 @dataclass
@@ -103,11 +104,15 @@ def _update(obj: Any, values: dict, where: str) -> None:
         if dataclasses.is_dataclass(current):
             _update(current, value, f"{where}{key}.")
         else:
-            setattr(obj, key, _coerce(current, value, f"{where}{key}"))
+            setattr(obj, key, _coerce(current, value, f"{where}{key}", str(names[key].type)))
 
 
-def _coerce(current: Any, value: Any, name: str) -> Any:
-    """Keep numeric fields numeric (YAML reads 1e-4 as a string)."""
+def _coerce(current: Any, value: Any, name: str, declared: str = "") -> Any:
+    """Keep numeric fields numeric (YAML reads 1e-4 as a string); 'bool | str' fields keep YAML's value."""
+    if declared == "bool | str":
+        if not isinstance(value, (bool, str)):
+            raise ValueError(f"config {name}: use true, false or a string, got {value!r}")
+        return value
     if current is None and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         return float(value)
     if value is None or current is None or isinstance(current, (dict, list, str)):

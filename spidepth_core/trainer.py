@@ -24,14 +24,36 @@ from .objective import SelfSupervisedObjective, SupervisedObjective
 log = logging.getLogger("spidepth.train")
 
 
-def build_depth_net(cfg: TrainConfig) -> tuple[DepthNet, dict | None]:
-    """From ``model.init`` (fine-tuning) if set, else the named config + overrides."""
+def build_depth_net(cfg: TrainConfig, resumed: dict | None = None) -> tuple[DepthNet, dict | None]:
+    """From ``model.init`` (fine-tuning) if set, else the named config + overrides.
+
+    Pretrained weights (``model.pretrained``) are loaded only for a fresh start: a fine-tuning or resumed
+    run takes every weight from its checkpoint and never touches the hub.
+    """
     if cfg.model.init:
         ckpt = read_checkpoint(cfg.model.init)
+        name = ckpt.get("model_name", "custom")
+        if name != cfg.model.name:
+            log.warning("--init %s holds a %s model: training %s (model.name %s is not used)",
+                        cfg.model.init, name, name, cfg.model.name)
         model = DepthNet(DepthConfig.from_dict({**ckpt["config"], **cfg.model.overrides}))
         model.load_state_dict(ckpt["state_dict"])
         return model, ckpt
-    return create_model(cfg.model.name, **cfg.model.overrides), None
+    if resumed is not None:  # weights come from last.pt; only its config (normalisation) is needed here
+        return DepthNet(DepthConfig.from_dict({**resumed["config"], **cfg.model.overrides})), None
+    return create_model(cfg.model.name, cfg.model.pretrained, **cfg.model.overrides), None
+
+
+def build_pose_net(cfg: TrainConfig, source: dict | None) -> nn.Module:
+    """The pose net of ``cfg.pose``; from ``source`` (an --init or resumed checkpoint) when it holds one
+    of the same kind, else with ``pose.pretrained`` weights."""
+    stored = (source or {}).get("pose_config") or {"kind": (source or {}).get("pose_kind")}
+    if source is not None and "pose_state_dict" in source and stored.get("kind") == cfg.pose.kind:
+        net = create_pose_net(cfg.pose.kind, stored.get("backbone", cfg.pose.backbone), None,
+                              stored.get("input_mean"), stored.get("input_std"))
+        net.load_state_dict(source["pose_state_dict"])
+        return net
+    return create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.pretrained)
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -68,11 +90,12 @@ class Trainer:
         self.dist, self.device = init_distributed(cfg.run.device)
         torch.manual_seed(cfg.train.seed + self.dist.rank)
         self.out_dir = Path(cfg.run.out_dir)
-        depth_net, init_ckpt = build_depth_net(cfg)
+        last = self.out_dir / "last.pt"
+        resume_from = last if resume and last.is_file() else None
+        resumed = read_checkpoint(resume_from) if resume_from is not None else None
+        depth_net, init_ckpt = build_depth_net(cfg, resumed)
         self.model_name = cfg.model.name if init_ckpt is None else init_ckpt.get("model_name", "custom")
-        pose_net = create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.weights)
-        if init_ckpt is not None and "pose_state_dict" in init_ckpt and init_ckpt.get("pose_kind") == cfg.pose.kind:
-            pose_net.load_state_dict(init_ckpt["pose_state_dict"])
+        pose_net = build_pose_net(cfg, resumed or init_ckpt)
         self.depth_cfg = depth_net.config
         self.depth_net = self._wrap(depth_net)
         self.pose_net = self._wrap(pose_net)
@@ -87,8 +110,8 @@ class Trainer:
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.out_dir / "config.yaml")
-        if resume and (self.out_dir / "last.pt").is_file():
-            self.load_state(self.out_dir / "last.pt")
+        if resumed is not None:
+            self.load_state(resume_from, resumed)
 
     # -- setup -------------------------------------------------------------
     def _build_optimisation(self, cfg: TrainConfig) -> None:
@@ -138,6 +161,7 @@ class Trainer:
             "state_dict": {k: v.detach().cpu() for k, v in depth.state_dict().items()},
             "pose_state_dict": _unwrap(self.pose_net).state_dict(),
             "pose_kind": self.cfg.pose.kind,
+            "pose_config": _unwrap(self.pose_net).config,
             "metric": self.cfg.train.supervised,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -152,8 +176,8 @@ class Trainer:
         if self.dist.is_main:
             atomic_save(self.state(), self.out_dir / "last.pt")
 
-    def load_state(self, path: Path) -> None:
-        ckpt = read_checkpoint(path)
+    def load_state(self, path: Path, ckpt: dict | None = None) -> None:
+        ckpt = ckpt if ckpt is not None else read_checkpoint(path)
         _unwrap(self.depth_net).load_state_dict(ckpt["state_dict"])
         _unwrap(self.pose_net).load_state_dict(ckpt["pose_state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -251,6 +275,7 @@ class Trainer:
             if self.dist.is_main:
                 save_model(self.out_dir / "best.pt", _unwrap(self.depth_net), self.model_name,
                            pose_state_dict=_unwrap(self.pose_net).state_dict(), pose_kind=self.cfg.pose.kind,
+                           pose_config=_unwrap(self.pose_net).config,
                            metric=self.cfg.train.supervised, epoch=self.epoch, validation=val)
         self.save_state()
 

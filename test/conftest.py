@@ -14,6 +14,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")
 os.environ.setdefault("ROS_DOMAIN_ID", str(40 + os.getpid() % 150))
+# No hub here: a download attempt fails at once instead of retrying for a minute.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 TINY = dict(height=64, width=192)
 
@@ -41,7 +43,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 def tiny_overrides(data_path, out_dir, **extra) -> list[str]:
     """Config overrides for a fast CPU run of the tiny model."""
-    base = {"model.name": "spidepth_tiny", "pose.kind": "standard", "data.path": str(data_path),
+    base = {"model.name": "spidepth_tiny", "model.pretrained": "false", "pose.kind": "standard",
+            "pose.pretrained": "false", "data.path": str(data_path),
             "train.batch_size": 2, "train.workers": 0, "train.epochs": 1, "run.out_dir": str(out_dir),
             "run.device": "cpu"}
     base.update(extra)
