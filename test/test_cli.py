@@ -3,6 +3,8 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
+import yaml
 
 from conftest import ROOT, tiny_overrides
 from spidepth_core.cli import main
@@ -46,3 +48,16 @@ def test_core_imports_no_ros():
             words = line.strip().split()
             if words[:1] in (["import"], ["from"]) and len(words) > 1:
                 assert words[1].split(".")[0] not in ("rclpy", "sensor_msgs", "std_msgs", "launch_ros"), path
+
+
+def test_overrides_may_follow_options(world_dir, tmp_path):
+    """`spidepth train --init CKPT section.key=value`: overrides after options are taken, not rejected."""
+    from spidepth_core.cli import main
+    out = tmp_path / "run"
+    args = tiny_overrides(world_dir, out, **{"train.max_steps": 1})
+    assert main(["train", "--restart", *args]) == 0
+    assert main(["train", "--restart", "run.device=cpu", "--init", str(out / "last.pt"), *args[1:]]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["model"]["init"] == str(out / "last.pt") and saved["train"]["max_steps"] == 1
+    with pytest.raises(SystemExit):
+        main(["train", "--restart", "--no-such-option", *args])
