@@ -18,6 +18,13 @@ from .synth import generate
 from .trainer import Trainer
 
 HELD_OUT_SEED = 1000
+# Pose arms: the paper's strengthened net with its backbone pretrained, the same net from random weights
+# (separates "bigger net" from "pretrained"), and SQLdepth's standard 7-conv net.
+POSE_ARMS = {
+    "pretrained": ["pose.kind=strengthened", "pose.pretrained=true"],
+    "strengthened": ["pose.kind=strengthened", "pose.pretrained=false"],
+    "standard": ["pose.kind=standard", "pose.pretrained=false"],
+}
 
 
 def make_world(root: Path, train_seqs: int, val_seqs: int, frames: int, height: int, width: int,
@@ -58,11 +65,14 @@ def run_benchmark(out: Path, config: str | None, poses: list[str], seeds: list[i
     train, val = make_world(out / "world", **world)
     if world.get("stereo"):
         overrides = overrides + ["data.stereo_dir=right", "data.stereo_baseline=0.54"]
+    unknown = [p for p in poses if p not in POSE_ARMS]
+    if unknown:
+        raise ValueError(f"unknown pose arm(s) {unknown}; choose from {sorted(POSE_ARMS)}")
     results: dict[str, list[dict]] = {p: [] for p in poses}
     for pose in poses:
         for seed in seeds:
             run_dir = out / "runs" / f"{pose}_seed{seed}"
-            ov = overrides + [f"data.path={train}", f"data.val_path={val}", f"pose.kind={pose}",
+            ov = overrides + [f"data.path={train}", f"data.val_path={val}", *POSE_ARMS[pose],
                               f"train.seed={seed}", f"train.max_steps={steps}"]
             metrics = run_one(config, ov, run_dir, val)
             print(f"{pose} seed {seed}: abs_rel {metrics['abs_rel']:.4f}  a1 {metrics['a1']:.4f}")

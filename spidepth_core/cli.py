@@ -83,7 +83,8 @@ def _add_benchmark(sub) -> None:
     a = bsub.add_parser("accuracy", help="train on synthetic sequences, evaluate on held-out ones")
     a.add_argument("--config", help="training YAML (default: built-in defaults)")
     a.add_argument("--output", default="runs/accuracy")
-    a.add_argument("--poses", default="strengthened,standard")
+    a.add_argument("--poses", default="pretrained,strengthened,standard",
+                   help="pose arms: pretrained (strengthened, ImageNet backbone), strengthened (random), standard")
     a.add_argument("--seeds", default="0,1,2")
     a.add_argument("--steps", type=int, default=300, help="optimiser steps per run")
     a.add_argument("--train-sequences", type=int, default=8)
