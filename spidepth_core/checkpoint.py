@@ -36,14 +36,14 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 def model_metadata(model: DepthNet, name: str = "custom") -> dict:
     """Metadata needed to rebuild and preprocess (plain Python types)."""
     cfg = model.config.to_dict()
-    norm = "" if cfg["input_mean"] is None else "; the network normalises with config input_mean/input_std"
+    norm = "no normalisation" if cfg["input_mean"] is None else "the network normalises with config input_mean/input_std"
     return {
         "format": FORMAT,
         "model_name": name,
         "config": cfg,
         "input_size": [model.config.height, model.config.width],
         "depth_range": [model.config.min_depth, model.config.max_depth],
-        "input_format": f"RGB float [0,1], NCHW{norm or ', no normalisation'}",
+        "input_format": f"RGB float [0,1], NCHW, {norm}",
         "intrinsics_convention": INTRINSICS_CONVENTION,
     }
 

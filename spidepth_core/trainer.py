@@ -47,13 +47,15 @@ def build_depth_net(cfg: TrainConfig, resumed: dict | None = None) -> tuple[Dept
 def build_pose_net(cfg: TrainConfig, source: dict | None) -> nn.Module:
     """The pose net of ``cfg.pose``; from ``source`` (an --init or resumed checkpoint) when it holds one
     of the same kind, else with ``pose.pretrained`` weights."""
-    stored = (source or {}).get("pose_config") or {"kind": (source or {}).get("pose_kind")}
-    if source is not None and "pose_state_dict" in source and stored.get("kind") == cfg.pose.kind:
-        net = create_pose_net(cfg.pose.kind, stored.get("backbone", cfg.pose.backbone), None,
-                              stored.get("input_mean"), stored.get("input_std"))
-        net.load_state_dict(source["pose_state_dict"])
-        return net
-    return create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.pretrained)
+    if source is None or "pose_state_dict" not in source:
+        return create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.pretrained)
+    stored = source.get("pose_config") or {"kind": source.get("pose_kind")}  # older checkpoints: kind only
+    if stored["kind"] != cfg.pose.kind:
+        return create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.pretrained)
+    net = create_pose_net(cfg.pose.kind, stored.get("backbone", cfg.pose.backbone), None,
+                          stored.get("input_mean"), stored.get("input_std"))
+    net.load_state_dict(source["pose_state_dict"])
+    return net
 
 
 def _unwrap(module: nn.Module) -> nn.Module:

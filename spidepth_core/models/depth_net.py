@@ -40,7 +40,6 @@ class DepthConfig:
         if unknown:
             raise ValueError(f"unknown DepthNet option(s): {sorted(unknown)}; known: {sorted(known)}")
         d = dict(d)
-        d.pop("encoder_weights", None)  # older checkpoints' configs
         for key in ("decoder_widths", "out_indices", "input_mean", "input_std"):
             if d.get(key) is not None:
                 cast = float if key.startswith("input_") else int

@@ -1,10 +1,10 @@
 """Pose networks: frame pair [B,6,H,W] -> (axis-angle [B,3], translation [B,3])."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn as nn
-
-from typing import Sequence
 
 from .pretrained import InputNorm, WeightSource
 from .unet import build_encoder
@@ -33,11 +33,10 @@ class StrengthenedPoseNet(nn.Module):
         self.encoder, norm = build_encoder(backbone, pretrained, in_chans=6)
         if norm is not None:
             input_mean, input_std = norm.mean, norm.std
-        self.config = {"kind": "strengthened", "backbone": backbone,
-                       "input_mean": list(input_mean) if input_mean is not None else None,
-                       "input_std": list(input_std) if input_std is not None else None}
-        self.norm = InputNorm(tuple(input_mean) if input_mean is not None else None,
-                              tuple(input_std) if input_std is not None else None, groups=2)
+        mean = None if input_mean is None else [float(v) for v in input_mean]
+        std = None if input_std is None else [float(v) for v in input_std]
+        self.config = {"kind": "strengthened", "backbone": backbone, "input_mean": mean, "input_std": std}
+        self.norm = InputNorm(mean, std, groups=2)
         deepest = self.encoder.feature_info.channels()[-1]
         self.squeeze = _conv_relu(deepest, 256, 1)
         self.decoder = nn.Sequential(_conv_relu(256, 256, 3), _conv_relu(256, 256, 3), nn.Conv2d(256, 6, 1))

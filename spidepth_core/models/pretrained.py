@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 import timm
 import torch
@@ -114,7 +114,7 @@ def create_backbone(backbone: str, source: WeightSource = None, **kwargs: Any) -
 class InputNorm(nn.Module):
     """x [B,3k,H,W] RGB in [0,1] -> (x - mean) / std per RGB channel (identity without normalisation)."""
 
-    def __init__(self, mean: tuple[float, ...] | None, std: tuple[float, ...] | None, groups: int = 1) -> None:
+    def __init__(self, mean: Sequence[float] | None, std: Sequence[float] | None, groups: int = 1) -> None:
         super().__init__()
         self.enabled = mean is not None and std is not None
         m = torch.tensor(list(mean or (0.0,) * 3) * groups).view(1, -1, 1, 1)
