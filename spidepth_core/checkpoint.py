@@ -36,7 +36,8 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 def model_metadata(model: DepthNet, name: str = "custom") -> dict:
     """Metadata needed to rebuild and preprocess (plain Python types)."""
     cfg = model.config.to_dict()
-    norm = "no normalisation" if cfg["input_mean"] is None else "the network normalises with config input_mean/input_std"
+    norm = ("no normalisation" if cfg["input_mean"] is None
+            else "the network normalises with config input_mean/input_std")
     return {
         "format": FORMAT,
         "model_name": name,

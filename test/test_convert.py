@@ -39,7 +39,8 @@ def authors_folder(tmp_path):
 
 
 def _reference_depth(unet, head_sd, image, Q=8, min_d=1e-3, max_d=80.0):
-    """The authors' head, rebuilt independently from their published layout, with their key names and a sequence-first transformer."""
+    """The authors' head, rebuilt independently from their published layout, with their key names and a
+    sequence-first transformer."""
     s = unet(image)
     E = head_sd["positional_encodings"].shape[1]
     emb = F.conv2d(s, head_sd["embedding_convPxP.weight"], head_sd["embedding_convPxP.bias"],

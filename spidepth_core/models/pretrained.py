@@ -87,7 +87,8 @@ def _resolve(backbone: str, source: WeightSource) -> str | None:
     return str(path)
 
 
-def create_backbone(backbone: str, source: WeightSource = None, **kwargs: Any) -> tuple[nn.Module, Normalisation | None]:
+def create_backbone(backbone: str, source: WeightSource = None,
+                    **kwargs: Any) -> tuple[nn.Module, Normalisation | None]:
     """``timm.create_model(backbone, **kwargs)`` with weights from ``source``.
 
     Returns the model and the input normalisation of its weights (None for random weights). timm adapts
