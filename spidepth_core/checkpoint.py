@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,23 +15,86 @@ from .models import DepthConfig, DepthNet
 FORMAT = "spidepth-checkpoint/1"
 
 
+TEMP_MARK = ".part-"  # temp files are ".<name>.part-<pid>-XXXX" beside the target
+
+
+class _Writes:
+    """A file wrapper that remembers the first OSError of a write (torch.save hides it)."""
+
+    def __init__(self, f) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename over ``path``."""
+    """torch.save to a temp file in the same folder, fsync, then rename over ``path``.
+
+    A failed write (disk full, read-only folder, ...) raises OSError naming the file and the reason;
+    the previous ``path`` is kept and the temp file removed. A writer killed mid-save leaves its temp
+    file, named with its PID, for ``remove_stale_temps`` to find.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}{os.getpid()}-", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            out = _Writes(f)
+            try:
+                torch.save(obj, out)
+            except RuntimeError as exc:
+                raise (out.error or exc) from None
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file permissions
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise OSError(f"cannot save {path}: {_why(exc, path.parent)}") from exc
+    finally:
+        if tmp is not None:  # gone already after a successful rename
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _why(exc: OSError, folder: Path) -> str:
+    reason = exc.strerror or str(exc)
+    try:
+        free = shutil.disk_usage(folder).free / 2**20
+    except OSError:
+        return reason
+    return f"{reason} ({free:.0f} MB free there)"
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete temp files of ``atomic_save`` calls whose process is gone (killed mid-save)."""
+    removed = []
+    for tmp in Path(folder).glob(f".*{TEMP_MARK}*"):
+        pid = tmp.name.split(TEMP_MARK, 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def model_metadata(model: DepthNet, name: str = "custom") -> dict:
@@ -62,18 +126,46 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        raise ValueError(f"cannot read checkpoint {path}: the file is empty")
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save zip, or the legacy pickle format
+        raise ValueError(f"cannot read checkpoint {path}: not a PyTorch file (it starts with {head!r})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, not a torch file, ...
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+    except Exception as exc:  # truncated, corrupt, ...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"cannot read checkpoint {path}: {reason[:200]}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a spidepth checkpoint (missing format {FORMAT!r})")
     return ckpt
 
 
+def check_weights(ckpt: dict, path: str | os.PathLike) -> None:
+    """Raise a short ValueError when the checkpoint's config does not describe its weights."""
+    try:
+        config = DepthConfig.from_dict(ckpt["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: bad model config: {exc}") from None
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        expected = {k: tuple(v.shape) for k, v in DepthNet(config).state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
+    problems = []
+    for label, keys in (("missing", expected.keys() - given.keys()), ("unexpected", given.keys() - expected.keys()),
+                        ("wrong shape", {k for k in expected.keys() & given.keys() if expected[k] != given[k]})):
+        if keys:
+            first = sorted(keys)[0]
+            shape = f" {given[first]} vs {expected[first]}" if label == "wrong shape" else ""
+            problems.append(f"{len(keys)} {label} (e.g. {first}{shape})")
+    if problems:
+        raise ValueError(f"{path}: its config does not match its weights: {'; '.join(problems)}")
+
+
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> DepthNet:
     """Rebuild the DepthNet stored in ``path`` (eval mode)."""
     ckpt = read_checkpoint(path)
+    check_weights(ckpt, path)
     model = DepthNet(DepthConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.to(map_location).eval()

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -268,6 +271,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_train(args) -> int:
     from .config import load_config
+    from .run_lock import RunLock
     from .trainer import Trainer
     overrides = list(args.overrides)
     config = args.config
@@ -285,18 +289,29 @@ def cmd_train(args) -> int:
     if args.supervised:
         overrides.append("train.supervised=true")
     cfg = load_config(config, overrides)
-    trainer = Trainer(cfg, resume=not args.restart)
-    scalars = trainer.fit()
-    if trainer.dist.is_main:
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 holds the folder for all
+    with RunLock(cfg.run.out_dir) if main_rank else contextlib.nullcontext():
+        trainer = Trainer(cfg, resume=not args.restart)
+        scalars = trainer.fit()
+    if trainer.interrupted:
+        if main_rank:
+            print(f"interrupted ({signal.Signals(trainer.interrupted).name}) at step {trainer.global_step}: "
+                  f"state saved to {Path(cfg.run.out_dir) / 'last.pt'}; run the same command to resume",
+                  file=sys.stderr)
+        return 128 + trainer.interrupted
+    if main_rank:
         print(f"done: {trainer.global_step} steps; last: {scalars}; run folder {cfg.run.out_dir}")
     return 0
 
 
 def cmd_predict(args) -> int:
     from .predict import predict_path
-    written = predict_path(args.input, args.output, args.model, args.backend)
-    print(f"wrote depth for {written} image(s) to {args.output}")
-    return 0
+    written, skipped = predict_path(args.input, args.output, args.model, args.backend)
+    for path, reason in skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"wrote depth for {written} image(s) to {args.output}"
+          + (f"; skipped {len(skipped)} unreadable image(s)" if skipped else ""))
+    return 1 if skipped else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"spidepth {args.command}: interrupted {exc}", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
         print(f"spidepth {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -122,8 +122,12 @@ def _coerce(current: Any, value: Any, name: str, declared: str = "") -> Any:
             if isinstance(value, str):
                 return value.lower() in ("1", "true", "yes", "on")
             return bool(value)
+        if isinstance(current, int) and isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"config {name}: needs a whole number, got {value!r}")
         return type(current)(value)
     except (TypeError, ValueError) as exc:
+        if str(exc).startswith("config "):
+            raise
         raise ValueError(f"config {name}: cannot use {value!r} as {type(current).__name__}") from exc
 
 
@@ -132,20 +136,59 @@ def parse_override(text: str) -> dict:
     if "=" not in text:
         raise ValueError(f"override {text!r} must look like section.key=value")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"override {text!r}: the value is not valid YAML ({_yaml_problem(exc)})") from None
     for part in reversed(key.strip().split(".")):
         value = {part: value}
     return value
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + str(getattr(exc, "problem", None) or exc).splitlines()[0]
+
+
+# (section.key, lowest allowed value, whether the lowest value itself is allowed); None values pass
+_LIMITS = [
+    ("train.epochs", 1, True), ("train.batch_size", 1, True), ("train.lr", 0, False), ("train.step_size", 1, True),
+    ("train.gamma", 0, False), ("train.workers", 0, True), ("train.smoothness", 0, True), ("train.flip", 0, True),
+    ("train.color_jitter", 0, True), ("train.max_steps", 1, True), ("train.clip_grad", 0, False),
+    ("train.weight_decay", 0, True), ("run.log_every", 1, True), ("run.image_every", 1, True),
+    ("run.checkpoint_every", 1, True), ("data.stride", 1, True), ("data.stereo_baseline", 0, False),
+    ("data.val_fraction", 0, True), ("data.min_motion", 0, True),
+]
+
+
+def check_values(cfg: TrainConfig) -> None:
+    """Reject values that would fail later (a zero checkpoint interval, a negative lr, ...), naming the key."""
+    for key, low, inclusive in _LIMITS:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value is None:
+            continue
+        if value < low or (value == low and not inclusive):
+            bound = f">= {low}" if inclusive else f"> {low}"
+            raise ValueError(f"config {key} must be {bound}, got {value!r}")
+    if cfg.train.flip > 1 or cfg.data.val_fraction >= 1:
+        raise ValueError("config train.flip must be <= 1 and data.val_fraction < 1")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults, then the YAML file, then overrides, in that order."""
+    """Defaults, then the YAML file, then overrides, in that order; values are checked at the end."""
     cfg = TrainConfig()
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        _update(cfg, yaml.safe_load(path.read_text()) or {}, "")
+        try:
+            values = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ValueError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+        _update(cfg, values or {}, "")
     for text in overrides or []:
         _update(cfg, parse_override(text), "")
+    check_values(cfg)
     return cfg

@@ -25,7 +25,9 @@ def write_depth(out_dir: Path, stem: str, depth: np.ndarray, image: np.ndarray |
 
 
 def predict_path(input_path: str | Path, output: str | Path, model: str | None = None,
-                 backend: str = "auto") -> int:
+                 backend: str = "auto") -> tuple[int, list[tuple[Path, str]]]:
+    """Depth for one image or every image of a folder. Unreadable images are skipped:
+    returns (images written, [(skipped image, reason)])."""
     src = Path(input_path)
     if src.is_dir():
         files = list_images(src)
@@ -37,7 +39,14 @@ def predict_path(input_path: str | Path, output: str | Path, model: str | None =
         raise FileNotFoundError(f"input not found: {src}")
     predictor = Predictor(model, backend)
     out = Path(output)
+    skipped: list[tuple[Path, str]] = []
     for path in tqdm(files, desc="predict", unit="img", disable=len(files) < 2):
-        image = read_rgb(path)
+        try:
+            image = read_rgb(path)
+        except ValueError as exc:
+            if src.is_file():
+                raise
+            skipped.append((path, str(exc)))
+            continue
         write_depth(out, path.stem, predictor.predict(image).depth, image)
-    return len(files)
+    return len(files) - len(skipped), skipped

@@ -13,7 +13,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import atomic_save, model_metadata, read_checkpoint, save_model
+from .checkpoint import atomic_save, model_metadata, read_checkpoint, remove_stale_temps, save_model
 from .config import TrainConfig
 from .data.build import build_datasets
 from .distributed import EpochSampler, all_reduce_mean, init_distributed
@@ -58,6 +58,26 @@ def build_pose_net(cfg: TrainConfig, source: dict | None) -> nn.Module:
     return net
 
 
+_WAYS_OUT = "Start over with --restart (replaces that run), or set run.out_dir to another folder."
+
+
+def check_resume(resumed: dict, path: Path, model_name: str, cfg: TrainConfig) -> None:
+    """Refuse to resume a run of another model or pose net, before anything in the run folder is written."""
+    pose = resumed.get("pose_config") or {"kind": resumed.get("pose_kind")}
+    was = (resumed.get("model_name", "custom"), pose.get("kind"), pose.get("backbone"))
+    now = (model_name, cfg.pose.kind, cfg.pose.backbone if cfg.pose.kind == "strengthened" else None)
+    labels = ("model", "pose kind", "pose backbone")
+    diffs = [f"{label} {a} -> {b}" for label, a, b in zip(labels, was, now) if a != b and a is not None]
+    if diffs:
+        raise ValueError(f"{path} holds a run that this config does not continue ({', '.join(diffs)}). {_WAYS_OUT}")
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    removed = remove_stale_temps(folder)
+    if removed:
+        log.info("removed %d temp file(s) left by killed saves in %s", len(removed), folder)
+
+
 def _unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, DDP) else module
 
@@ -71,11 +91,13 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.stop = False
+        self.signal = 0
 
     @contextlib.contextmanager
     def installed(self):
         def handler(signum, frame):
             self.stop = True
+            self.signal = signum
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield self
@@ -92,11 +114,15 @@ class Trainer:
         self.dist, self.device = init_distributed(cfg.run.device)
         torch.manual_seed(cfg.train.seed + self.dist.rank)
         self.out_dir = Path(cfg.run.out_dir)
+        if self.dist.is_main and self.out_dir.is_dir():
+            _remove_stale_temps(self.out_dir)
         last = self.out_dir / "last.pt"
         resume_from = last if resume and last.is_file() else None
         resumed = read_checkpoint(resume_from) if resume_from is not None else None
         depth_net, init_ckpt = build_depth_net(cfg, resumed)
         self.model_name = cfg.model.name if init_ckpt is None else init_ckpt.get("model_name", "custom")
+        if resumed is not None:
+            check_resume(resumed, resume_from, self.model_name, cfg)
         pose_net = build_pose_net(cfg, resumed or init_ckpt)
         self.depth_cfg = depth_net.config
         self.depth_net = self._wrap(depth_net)
@@ -109,11 +135,11 @@ class Trainer:
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.best_val = float("inf")
         self.writer = None
-        if self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(self.out_dir / "config.yaml")
         if resumed is not None:
             self.load_state(resume_from, resumed)
+        if self.dist.is_main:  # written only once the run is known to start (or resume) cleanly
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(self.out_dir / "config.yaml")
 
     # -- setup -------------------------------------------------------------
     def _build_optimisation(self, cfg: TrainConfig) -> None:
@@ -180,8 +206,13 @@ class Trainer:
 
     def load_state(self, path: Path, ckpt: dict | None = None) -> None:
         ckpt = ckpt if ckpt is not None else read_checkpoint(path)
-        _unwrap(self.depth_net).load_state_dict(ckpt["state_dict"])
-        _unwrap(self.pose_net).load_state_dict(ckpt["pose_state_dict"])
+        try:
+            _unwrap(self.depth_net).load_state_dict(ckpt["state_dict"])
+            _unwrap(self.pose_net).load_state_dict(ckpt["pose_state_dict"])
+        except RuntimeError as exc:  # e.g. model.overrides changed the shapes since the run began
+            first = str(exc).strip().splitlines()[-1].strip()[:160]
+            raise ValueError(f"cannot resume from {path}: its weights do not fit this config ({first}). "
+                             f"{_WAYS_OUT}") from None
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
@@ -202,13 +233,13 @@ class Trainer:
     def fit(self) -> dict:
         """Train until ``epochs`` (or ``max_steps``); returns the last logged scalars."""
         stop = _StopFlag()
-        self.interrupted = False
+        self.interrupted = 0  # the signal number that stopped the run, if any
         last: dict = {}
         with stop.installed():
             while not self._done():
                 last = self.train_epoch(stop) or last
                 if stop.stop:
-                    self.interrupted = True
+                    self.interrupted = stop.signal
                     self.save_state()
                     if self.dist.is_main:
                         log.warning("interrupted: state saved to %s; run the same command to resume",

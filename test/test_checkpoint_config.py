@@ -41,6 +41,17 @@ def test_bad_checkpoints_are_clear_errors(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a spidepth checkpoint"):
         read_checkpoint(tmp_path / "other.pt")
+    good = tmp_path / "good.pt"
+    save_model(good, create_model("spidepth_tiny"), "spidepth_tiny")
+    (tmp_path / "cut.pt").write_bytes(good.read_bytes()[:5000])
+    with pytest.raises(ValueError, match=r"cannot read checkpoint .*cut\.pt: \S"):  # a reason after the colon
+        read_checkpoint(tmp_path / "cut.pt")
+    ckpt = torch.load(good, weights_only=True)
+    ckpt["config"]["num_bins"] = 32
+    torch.save(ckpt, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match=r"does not match its weights: .*wrong shape") as err:
+        load_model(tmp_path / "foreign.pt")
+    assert len(str(err.value)) < 300
 
 
 def test_config_layers(tmp_path):

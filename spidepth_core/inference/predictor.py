@@ -87,15 +87,17 @@ def choose_backend(model: Path, backend: str) -> tuple[str, str]:
 
 
 def validate_model_file(model: str | Path, backend: str = "auto") -> None:
-    """Cheap checks before a (slow) load: the file exists, has spidepth metadata, and fits the backend."""
+    """Cheap checks before a (slow) load: the file exists, has spidepth metadata, its config matches its
+    weights (checkpoints), and it fits the backend."""
     model = Path(model)
     if not model.is_file():
         raise FileNotFoundError(f"model file not found: {model}")
     if model.suffix in (".pt", ".pth"):
-        from ..checkpoint import read_checkpoint
+        from ..checkpoint import check_weights, read_checkpoint
         ckpt = read_checkpoint(model)
         if "state_dict" not in ckpt or "config" not in ckpt:
             raise ValueError(f"{model} has no model weights/config")
+        check_weights(ckpt, model)
     elif model.suffix == ".onnx":
         import onnx
         try:
