@@ -35,17 +35,59 @@ def raw_to_rgb(encoding: str, height: int, width: int, step: int, data, is_bigen
     return np.ascontiguousarray(img[..., :3])
 
 
-def compressed_to_rgb(data, fmt: str = "") -> np.ndarray:
-    """JPEG/PNG bytes -> HxWx3 uint8 RGB."""
-    arr = np.frombuffer(bytes(data), np.uint8) if not isinstance(data, np.ndarray) else data.astype(np.uint8)
-    img = cv2.imdecode(arr, cv2.IMREAD_COLOR) if arr.size else None
+def compressed_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG IHDR or JPEG SOF header, without decoding the pixels."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    raise ValueError(f"compressed image is neither PNG nor JPEG (starts with {data[:8]!r})")
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """Walk the JPEG marker segments up to the frame header (SOF)."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            break
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if marker in _JPEG_SOF and i + 9 <= len(data):
+            h, w = int.from_bytes(data[i + 5:i + 7], "big"), int.from_bytes(data[i + 7:i + 9], "big")
+            if h and w:
+                return w, h
+            break
+        if marker == 0xDA or length < 2:  # scan data before any frame header
+            break
+        i += 2 + length
+    raise ValueError("cannot read the size of the JPEG image (no frame header)")
+
+
+def compressed_to_rgb(data, fmt: str = "", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """JPEG/PNG bytes -> HxWx3 uint8 RGB; the size is checked against ``max_pixels`` before decoding."""
+    raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    if not raw:
+        raise ValueError(f"empty compressed image (format {fmt!r})")
+    w, h = compressed_size(raw)
+    if w * h > max_pixels:
+        raise ValueError(f"compressed image {w}x{h} exceeds the {max_pixels} pixel limit (not decoded)")
+    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise ValueError(f"cannot decode compressed image (format {fmt!r}, {arr.size} bytes)")
+        raise ValueError(f"cannot decode compressed image (format {fmt!r}, {len(raw)} bytes)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def message_to_rgb(msg, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An Image or CompressedImage message (any library's) -> RGB."""
     if hasattr(msg, "format"):
-        return compressed_to_rgb(msg.data, msg.format)
+        return compressed_to_rgb(msg.data, msg.format, max_pixels)
     return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian, max_pixels)

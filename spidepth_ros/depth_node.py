@@ -1,6 +1,7 @@
 """depth_node: camera images in; depth (32FC1), depth/camera_info, depth/colored, points, /diagnostics out."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -31,6 +32,16 @@ _HAS_MESSAGE_INFO = hasattr(Subscription, "CallbackType")  # rclpy >= Iron passe
 # Keep only the newest image: frames that arrive during inference replace each other in the reader
 # and the next callback gets the newest one.
 IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+ERROR_LOG_PERIOD = 5.0  # seconds between two log lines for the same bad-frame reason
+
+
+def _short(exc: BaseException | str, limit: int = 200) -> str:
+    """First line of an error, cut to ``limit`` characters (for logs and /diagnostics)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 class _Rate:
@@ -70,6 +81,8 @@ class DepthNode(Node):
         self.rates = {"in": _Rate(), "out": _Rate()}
         self.latencies: deque = deque(maxlen=50)
         self.dropped = self.errors = 0
+        self.last_error = ""
+        self._error_said: dict[str, float] = {}  # reason -> when it was last logged
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(1.0, self._publish_diagnostics)
 
@@ -102,8 +115,8 @@ class DepthNode(Node):
         try:
             new = self._load(path)
         except Exception as exc:
-            self.model_status = f"swap to {path} failed: {exc}"
-            self.get_logger().error(f"model swap failed, keeping the old model: {exc}")
+            self.model_status = f"swap to {path} failed: {_short(exc)}"
+            self.get_logger().error(f"model swap failed, keeping the old model: {_short(exc)}")
             self.set_parameters([Parameter("model_path", value=previous)])
         else:
             self.predictor = new  # one reference assignment: the worker picks it up on its next frame
@@ -117,7 +130,7 @@ class DepthNode(Node):
         try:
             validate_model_file(path or self._default_model(), self.p["backend"])
         except (OSError, ValueError, RuntimeError) as exc:
-            return f"model_path rejected, keeping the current model: {exc}"
+            return f"model_path rejected, keeping the current model: {_short(exc)}"
         if not self._swap_lock.acquire(blocking=False):
             return "a model swap is already in progress"
         threading.Thread(target=self._swap_model, args=(path, self.p["model_path"]), daemon=True).start()
@@ -198,11 +211,21 @@ class DepthNode(Node):
         try:
             self.process(msg, arrived)
         except ValueError as exc:
-            self.errors += 1
-            self.get_logger().error(f"dropped a frame: {exc}", throttle_duration_sec=5.0)
+            self._bad_frame(f"dropped a frame: {_short(exc)}")
         except Exception as exc:  # keep serving; report what happened
-            self.errors += 1
-            self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+            self._bad_frame(f"frame failed: {type(exc).__name__}: {_short(exc)}")
+
+    def _bad_frame(self, text: str) -> None:
+        """Count it, keep it for /diagnostics, and log each distinct reason at most every 5 s."""
+        self.errors += 1
+        self.last_error = text
+        reason = re.sub(r"\d+", "#", text)  # sizes and lengths vary; the reason does not
+        now = time.monotonic()
+        if now - self._error_said.get(reason, -1e9) >= ERROR_LOG_PERIOD:
+            if len(self._error_said) > 100:
+                self._error_said.clear()
+            self._error_said[reason] = now
+            self.get_logger().error(text)
 
     def process(self, msg, arrived: float) -> None:
         rgb = conv.image_to_rgb(msg, self.p["max_image_pixels"])
@@ -248,7 +271,7 @@ class DepthNode(Node):
                   "backend": self.predictor.backend.name, "dropped_frames": str(self.dropped),
                   "bad_frames": str(self.errors), "scale_policy": self.p["scale_policy"],
                   "scale": f"{self.scale.scale:.4f}", "model": str(self.predictor.model_path),
-                  "model_status": self.model_status}
+                  "model_status": self.model_status, "last_error": self.last_error}
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray(status=[status])
         arr.header.stamp = self.get_clock().now().to_msg()

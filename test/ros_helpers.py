@@ -101,3 +101,18 @@ def info_msg(K: np.ndarray, height: int, width: int, frame_id: str = "cam_optica
     P[:, :3] = K
     msg.p = P.reshape(-1).tolist()
     return msg
+
+
+def png_bomb(side: int) -> bytes:
+    """A real PNG of side x side black pixels, 1 bit per pixel: a few KB that decode to side*side*3 bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" + bytes((side + 7) // 8)  # filter byte + packed bits
+    compressor = zlib.compressobj(9)
+    pixels = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # bit depth 1, greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")

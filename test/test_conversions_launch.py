@@ -4,7 +4,7 @@ import pytest
 pytest.importorskip("sensor_msgs")
 from sensor_msgs.msg import CameraInfo  # noqa: E402
 
-from ros_helpers import ROOT, image_msg  # noqa: E402
+from ros_helpers import ROOT, image_msg, png_bomb  # noqa: E402
 from spidepth_ros import conversions as conv  # noqa: E402
 
 
@@ -35,6 +35,28 @@ def test_bad_images_are_clear_errors():
         conv.image_to_rgb(msg)
     with pytest.raises(ValueError, match="pixel limit"):
         conv.image_to_rgb(image_msg(np.zeros((4, 4, 3), np.uint8)), max_pixels=10)
+
+
+def test_compressed_size_is_read_before_decoding():
+    import cv2
+    from sensor_msgs.msg import CompressedImage
+    from spidepth_core.image_codec import compressed_size
+    rgb = np.random.default_rng(2).integers(0, 255, (30, 50, 3), dtype=np.uint8)
+    for ext in (".jpg", ".png"):
+        data = cv2.imencode(ext, rgb)[1].tobytes()
+        assert compressed_size(data) == (50, 30)
+        assert conv.image_to_rgb(CompressedImage(format=ext[1:], data=data)).shape == (30, 50, 3)
+    progressive = cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert compressed_size(progressive) == (50, 30)
+    bomb = png_bomb(12000)
+    assert len(bomb) < 100_000 and compressed_size(bomb) == (12000, 12000)
+    assert cv2.imdecode(np.frombuffer(bomb, np.uint8), cv2.IMREAD_GRAYSCALE).shape == (12000, 12000)  # real
+    with pytest.raises(ValueError, match="12000x12000 exceeds the 40000000 pixel limit"):
+        conv.image_to_rgb(CompressedImage(format="png", data=bomb))
+    with pytest.raises(ValueError, match="neither PNG nor JPEG"):
+        conv.image_to_rgb(CompressedImage(format="bmp", data=cv2.imencode(".bmp", rgb)[1].tobytes()))
+    with pytest.raises(ValueError, match="no frame header"):
+        conv.image_to_rgb(CompressedImage(format="jpeg", data=b"\xff\xd8\xff\xda\x00\x02"))
 
 
 def test_camera_info_scaling_matches_image_proc():

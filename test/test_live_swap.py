@@ -17,6 +17,10 @@ def test_live_model_swap(tiny_checkpoint, tmp_path):
     save_model(other, create_model("spidepth_tiny", min_depth=1.0, max_depth=2.0), "spidepth_tiny")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(other.read_bytes()[:2000])
+    foreign = tmp_path / "foreign.pt"  # a valid file whose config does not describe its weights
+    ckpt = torch.load(other, weights_only=True)
+    ckpt["config"]["channels"] *= 2
+    torch.save(ckpt, foreign)
     proc = start_node({"model_path": str(tiny_checkpoint), "backend": "torch", "min_depth": 0.0,
                        "max_depth": 1000.0}, extra=["-r", "__node:=swap_node"], log=tmp_path / "log")
     client = Client("swap_client")
@@ -45,6 +49,8 @@ def test_live_model_swap(tiny_checkpoint, tmp_path):
         assert arrivals and arrivals[-1][1] > 2.0  # the original model's depths reach beyond 2 m
         bad = set_model(corrupt)
         assert not bad.successful and "cannot read checkpoint" in bad.reason
+        bad = set_model(foreign)  # rejected in the call itself, with a short reason
+        assert not bad.successful and "does not match its weights" in bad.reason and len(bad.reason) < 300
         stream(1.0)
         assert set_model(other).successful
         start = len(arrivals)

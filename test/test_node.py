@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ros_helpers import Client, image_msg, info_msg, rss_mb, start_node, stop_node
+from ros_helpers import Client, image_msg, info_msg, png_bomb, rss_mb, start_node, stop_node
 
 K_CAM = np.array([[200.0, 0, 200], [0, 210.0, 60], [0, 0, 1]])
 H, W = 120, 400
@@ -108,7 +108,13 @@ def test_bad_input_never_kills_the_node(node):
     assert proc.poll() is None
     _send(client, good, n=2)
     text = log.read_text()
-    assert "dropped a frame" in text and "unsupported encoding" in text
+    # each reason is logged, though they came within one throttle period
+    for reason in ("unsupported encoding", "data length", "empty image"):
+        assert f"dropped a frame: {reason}" in text, reason
+    n = len(client.received["/diagnostics"])
+    assert client.spin_until(lambda: len(client.received["/diagnostics"]) > n, 5)
+    values = {kv.key: kv.value for kv in client.received["/diagnostics"][-1].status[0].values}
+    assert values["last_error"].startswith("dropped a frame: ")
 
 
 def test_flood_keeps_output_and_memory_flat(node):
@@ -198,6 +204,18 @@ def test_compressed_input(tiny_checkpoint, tmp_path):
             client.spin_until(lambda: bool(client.received["depth"]), 0.2)
         assert client.received["depth"] and client.received["depth"][0].height == 64
         assert "no usable camera_info" in (tmp_path / "log").read_text()
+        # a 12000x12000 PNG of 30 KB is rejected from its header, before decoding (432 MB of pixels)
+        rss = rss_mb(proc.pid)
+        bomb = CompressedImage(format="png", data=png_bomb(12000))
+        bomb.header.stamp.sec = 4242
+        for _ in range(3):
+            client.pub_compressed.publish(bomb)
+            client.spin_until(lambda: False, 0.5)
+        client.pub_compressed.publish(msg)
+        client.spin_until(lambda: False, 2.0)
+        assert "12000x12000 exceeds" in (tmp_path / "log").read_text()
+        assert all(m.header.stamp.sec != 4242 for m in client.received["depth"])
+        assert rss_mb(proc.pid) - rss < 100 and proc.poll() is None
     finally:
         client.close()
         stop_node(proc)
