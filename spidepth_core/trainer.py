@@ -123,6 +123,8 @@ class Trainer:
         self.model_name = cfg.model.name if init_ckpt is None else init_ckpt.get("model_name", "custom")
         if resumed is not None:
             check_resume(resumed, resume_from, self.model_name, cfg)
+        if self.dist.is_main:
+            log.info("training %s with the %s pose net in %s", self.model_name, cfg.pose.kind, self.out_dir)
         pose_net = build_pose_net(cfg, resumed or init_ckpt)
         self.depth_cfg = depth_net.config
         self.depth_net = self._wrap(depth_net)

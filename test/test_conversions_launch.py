@@ -78,3 +78,15 @@ def test_launch_file_describes_the_node():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert isinstance(module.generate_launch_description(), launch.LaunchDescription)
+
+
+def test_parameter_defaults_agree_in_code_yaml_and_readme():
+    import re
+
+    import yaml
+    from spidepth_ros.params import PARAMETERS
+    yaml_values = yaml.safe_load((ROOT / "config" / "depth.yaml").read_text())["/**"]["ros__parameters"]
+    assert yaml_values == {name: spec[0] for name, spec in PARAMETERS.items()}
+    table = (ROOT / "README.md").read_text().split("Parameters (`config/depth.yaml`")[1].split("\n\n")[1]
+    documented = {n for row in table.splitlines()[2:] for n in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert documented == set(PARAMETERS)

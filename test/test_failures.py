@@ -204,3 +204,13 @@ def test_predict_skips_bad_images_and_reports_them(tiny_checkpoint, world_dir, t
     assert "skipped" in captured.err and "broken.png" in captured.err
     assert "wrote depth for 3 image(s)" in captured.out and "skipped 1 unreadable image(s)" in captured.out
     assert len(list(out.glob("*_depth.npy"))) == 3
+
+
+def test_init_from_another_model_says_which_model_is_trained(world_dir, tiny_checkpoint, tmp_path, caplog):
+    caplog.set_level("INFO", logger="spidepth.train")
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"model.name": "spidepth_small"}))
+    cfg.model.init = str(tiny_checkpoint)
+    trainer = Trainer(cfg, resume=False)
+    assert trainer.model_name == "spidepth_tiny"
+    assert "holds a spidepth_tiny model: training spidepth_tiny (model.name spidepth_small is not used)" in caplog.text
+    assert "training spidepth_tiny with the standard pose net" in caplog.text
