@@ -121,6 +121,28 @@ def save_model(path: str | os.PathLike, model: DepthNet, name: str = "custom", *
     atomic_save(payload, path)
 
 
+# Keys a model needs to run and to be fine-tuned from; the rest (optimiser, RNG, progress) is train state.
+MODEL_KEYS = ("format", "model_name", "config", "input_size", "depth_range", "input_format", "intrinsics_convention",
+              "state_dict", "pose_state_dict", "pose_kind", "pose_config", "metric", "epoch", "validation")
+
+
+def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, fp16: bool = False) -> Path:
+    """Copy the model part of a checkpoint (depth and pose weights, metadata) without train state.
+
+    With ``fp16`` the floating-point weights are stored in half precision: half the file, and loading
+    casts them back to float32 (the values keep fp16 rounding).
+    """
+    ckpt = read_checkpoint(src)
+    out = {k: ckpt[k] for k in MODEL_KEYS if k in ckpt}
+    if fp16:
+        for key in ("state_dict", "pose_state_dict"):
+            if key in out:
+                out[key] = {k: v.half() if v.is_floating_point() else v for k, v in out[key].items()}
+        out["stored_dtype"] = "float16"
+    atomic_save(out, dst)
+    return Path(dst)
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint dict safely (weights_only) with a clear error for bad files."""
     path = Path(path)

@@ -151,6 +151,22 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def _add_compact(sub) -> None:
+    p = sub.add_parser("compact", help="a checkpoint without train state (optimiser, RNG), optionally fp16")
+    p.add_argument("checkpoint")
+    p.add_argument("output")
+    p.add_argument("--fp16", action="store_true", help="store weights in half precision (loads as float32)")
+    p.set_defaults(func=cmd_compact)
+
+
+def cmd_compact(args) -> int:
+    from .checkpoint import compact_checkpoint
+    out = compact_checkpoint(args.checkpoint, args.output, args.fp16)
+    size = Path(args.checkpoint).stat().st_size / 2**20
+    print(f"wrote {out}: {out.stat().st_size / 2**20:.1f} MB (from {size:.1f} MB)")
+    return 0
+
+
 def _add_export_gt(sub) -> None:
     p = sub.add_parser("export-gt", help="KITTI: velodyne scans of a split -> gt_depths.npz")
     p.add_argument("--data", required=True, help="KITTI raw root")
@@ -323,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [_add_train, _add_deploy, _add_convert, _add_export_gt, _add_predict, _add_export, _add_evaluate, _add_synth, _add_benchmark]
+_COMMANDS = [_add_train, _add_deploy, _add_compact, _add_convert, _add_export_gt, _add_predict, _add_export,
+             _add_evaluate, _add_synth, _add_benchmark]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,3 +76,29 @@ def test_config_errors(tmp_path):
         load_config(None, ["train.epochs=many"])
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "none.yaml")
+
+
+def test_compact_fp16_checkpoint_halves_the_file_and_still_fine_tunes(world_dir, tmp_path, capsys):
+    from conftest import tiny_overrides
+    from spidepth_core.cli import main
+    from spidepth_core.trainer import Trainer
+    run = tmp_path / "run"
+    assert main(["train", *tiny_overrides(world_dir, run, **{"train.max_steps": 2})]) == 0
+    full = run / "last.pt"
+    assert main(["compact", str(full), str(tmp_path / "small.pt"), "--fp16"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    small = read_checkpoint(tmp_path / "small.pt")
+    assert "optimizer" not in small and "rng" not in small and small["stored_dtype"] == "float16"
+    weights = sum(v.numel() * 4 for v in small["state_dict"].values()) + \
+        sum(v.numel() * 4 for v in small["pose_state_dict"].values())
+    assert (tmp_path / "small.pt").stat().st_size < 0.6 * weights  # fp32 weights alone would be `weights`
+    x = torch.rand(1, 3, 64, 192)
+    with torch.no_grad():
+        a, b = load_model(full)(x), load_model(tmp_path / "small.pt")(x)
+    assert b.dtype == torch.float32 and torch.allclose(a, b, rtol=2e-2)
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "ft"))
+    cfg.model.init = str(tmp_path / "small.pt")
+    trainer = Trainer(cfg, resume=False)  # both nets come from the fp16 file, in float32
+    pose = read_checkpoint(full)["pose_state_dict"]
+    for k, v in trainer.pose_net.state_dict().items():
+        assert v.dtype == pose[k].dtype and torch.allclose(v.float(), pose[k].float(), rtol=1e-2, atol=1e-4)
