@@ -193,9 +193,19 @@ def _add_evaluate(sub) -> None:
     scaling = p.add_mutually_exclusive_group()
     scaling.add_argument("--no-median-scaling", action="store_true", help="default for metric checkpoints")
     scaling.add_argument("--median-scaling", action="store_true", help="default for self-supervised ones")
+    p.add_argument("--camera-height", help="GT folders: scale depth as the node's camera_height policy "
+                   "with this height in metres, or 'poses' for each sequence's height from its poses.txt "
+                   "(median scaling off)")
     p.add_argument("--max-depth", type=float, default=80.0)
     p.add_argument("--json", help="also write the metrics here")
     p.set_defaults(func=cmd_evaluate)
+
+
+def _positive(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -272,13 +282,22 @@ def cmd_evaluate(args) -> int:
     predictor = Predictor(args.model, args.backend)
     metric = bool(predictor.backend.metadata.get("metric", False))
     median = args.median_scaling or (not args.no_median_scaling and not metric)
-    print(f"median scaling: {'on' if median else 'off'} ({'metric' if metric else 'self-supervised'} model)")
+    height = args.camera_height
+    if height is not None:
+        if args.protocol:
+            raise ValueError("--camera-height works on GT folders, not with --protocol")
+        if height != "poses" and not _positive(height):
+            raise ValueError(f"--camera-height must be metres > 0 or 'poses', got {height!r}")
+        median = False
+        print(f"scale: camera_height policy ({height}{'' if height == 'poses' else ' m'}), no median scaling")
+    else:
+        print(f"median scaling: {'on' if median else 'off'} ({'metric' if metric else 'self-supervised'} model)")
     if args.protocol:
         from .evaluate import evaluate_protocol
         result = evaluate_protocol(args.protocol, predictor, args.data, median, args.split, args.gt)
     else:
         result = evaluate_sequences(predictor, find_sequences(args.data), median_scaling=median,
-                                    max_depth=args.max_depth)
+                                    max_depth=args.max_depth, camera_height=height)
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

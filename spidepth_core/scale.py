@@ -15,28 +15,46 @@ def _plane(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return normal, centroid
 
 
-def fit_ground_height(points: np.ndarray, min_normal_y: float = 0.85) -> float | None:
-    """Camera height above a plane fitted to Nx3 points (optical frame, y down), or None if not ground-like.
+def fit_ground_height(points: np.ndarray, min_normal_y: float = 0.85, tolerance: float = 0.03,
+                      samples: int = 256) -> float | None:
+    """Camera height above the ground plane in Nx3 points (optical frame, y down), or None if none is found.
 
-    A total-least-squares plane, refitted on the inliers of the first fit; its normal must be near y.
+    RANSAC over level-enough planes below the camera (normal within ~30 degrees of y): the plane that
+    most points lie within ``tolerance`` x its height of wins, then it is refitted (total least squares)
+    on its inliers. The tolerance is relative, so the fit works on depth of any scale. Seeded: the same
+    points give the same height.
     """
     pts = points[np.isfinite(points).all(axis=1)].astype(np.float64)
     if len(pts) < 50:
         return None
-    for _ in range(2):
-        normal, centroid = _plane(pts)
-        resid = np.abs((pts - centroid) @ normal)
-        keep = resid <= max(np.median(resid) * 2.5, 1e-3)
+    normals, heights = _candidate_planes(pts, min_normal_y, samples)
+    if not len(heights):
+        return None
+    inliers = np.abs(pts @ normals.T - heights) < tolerance * heights
+    keep = inliers[:, int(np.argmax(inliers.sum(axis=0)))]
+    for _ in range(2):  # refit on the inliers, then take the inliers of the refitted plane
         if keep.sum() < 50:
             return None
-        pts = pts[keep]
-    normal, centroid = _plane(pts)
-    if normal[1] < 0:
-        normal = -normal
-    height = float(centroid @ normal)
-    if normal[1] < min_normal_y or height <= 0:  # too tilted, or the plane is above the camera
-        return None
+        normal, centroid = _plane(pts[keep])
+        normal = -normal if normal[1] < 0 else normal
+        height = float(centroid @ normal)
+        if normal[1] < min_normal_y or height <= 0:
+            return None
+        keep = np.abs(pts @ normal - height) < tolerance * height
     return height
+
+
+def _candidate_planes(pts: np.ndarray, min_normal_y: float, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Planes through random point triples: (unit normals with y > 0, heights), level ones below the camera."""
+    rng = np.random.default_rng(0)
+    a, b, c = (pts[rng.integers(0, len(pts), samples)] for _ in range(3))
+    normals = np.cross(b - a, c - a)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = normals / np.maximum(length, 1e-12)
+    normals *= np.where(normals[:, 1:2] < 0, -1.0, 1.0)
+    heights = (a * normals).sum(axis=1)
+    ok = (length[:, 0] > 1e-12) & (normals[:, 1] >= min_normal_y) & (heights > 0)
+    return normals[ok], heights[ok]
 
 
 class ScaleEstimator:

@@ -77,3 +77,26 @@ def test_fixed_and_none_policies():
         ScaleEstimator("magic")
     with pytest.raises(ValueError):
         ScaleEstimator("fixed", depth_scale=0)
+
+
+class _QuarterDepth:
+    """A stand-in network that knows the true depth up to an unknown factor (0.25), as self-supervision does."""
+
+    def __init__(self, sequences) -> None:
+        self.frames = iter([seq.depth(i) for seq in sequences for i in range(len(seq))])
+
+    def predict(self, image, K):
+        from spidepth_core.inference import DepthResult
+        gt = next(self.frames)
+        return DepthResult(depth=np.where(gt > 0, gt * 0.25, np.nan).astype(np.float32), K=K)
+
+
+def test_camera_height_evaluation_recovers_metric_depth(world_dir, capsys):
+    from spidepth_core.data import find_sequences
+    from spidepth_core.evaluate import evaluate_sequences
+    seqs = find_sequences(world_dir)
+    plain = evaluate_sequences(_QuarterDepth(seqs), seqs, median_scaling=False)
+    fitted = evaluate_sequences(_QuarterDepth(seqs), seqs, median_scaling=False, camera_height="poses")
+    assert plain["abs_rel"] == pytest.approx(0.75, abs=1e-3)
+    assert fitted["abs_rel"] < 0.05  # the ground fit finds the factor from each sequence's known height
+    assert evaluate_sequences(_QuarterDepth(seqs), seqs, camera_height=1.0)["abs_rel"] > 0.2  # a wrong height
