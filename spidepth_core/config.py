@@ -14,7 +14,7 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 @dataclass
 class ModelSection:
-    name: str = "spidepth_small"
+    name: str = "spidepth_lite0"                  # the bundled model's config
     overrides: dict = field(default_factory=dict)  # DepthConfig fields
     init: str | None = None                        # checkpoint to fine-tune from (never touches the hub)
     pretrained: bool | str = True                  # encoder weights: true | false | timm | package | FILE

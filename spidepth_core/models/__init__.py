@@ -17,7 +17,7 @@ _CONFIGS: dict[str, dict[str, Any]] = {
     "spidepth_convnext_large_cityscapes_192x512": dict(
         encoder="convnext_large", channels=56, patch_size=16, num_queries=128, num_bins=128,
         height=192, width=512),
-    # CPU-friendly model of the bundled default model: S at H/4, 120 tokens at 96x320
+    # The previous bundled model's config (random init): S at H/4, 120 tokens at 96x320
     # (480 at 192x640, still within the 500-token table).
     "spidepth_small": dict(
         encoder="mobilenetv3_large_100", out_indices=(1, 2, 3, 4), decoder_widths=(96, 64, 32),
