@@ -97,6 +97,17 @@ def _add_benchmark(sub) -> None:
     a.add_argument("--stereo", action="store_true", help="add the rendered stereo partner (as the bundled model)")
     a.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
     a.set_defaults(func=cmd_benchmark_accuracy)
+    f = bsub.add_parser("finetune", help="fine-tune a model on unseen synthetic bags at several learning rates")
+    f.add_argument("--model", help="checkpoint to fine-tune (default: the bundled model)")
+    f.add_argument("--config", default="config/finetune_bag.yaml", help="fine-tuning YAML (the shipped one)")
+    f.add_argument("--lr-factors", default="0.5,1,2", help="multiples of the config's train.lr")
+    f.add_argument("--bags", type=int, default=4, help="recordings to fine-tune on")
+    f.add_argument("--held-out", type=int, default=2, help="other sequences to evaluate on")
+    f.add_argument("--frames", type=int, default=75, help="frames per sequence")
+    f.add_argument("--size", help="HxW (default: the model's input size)")
+    f.add_argument("--output", default="runs/finetune_bench")
+    f.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
+    f.set_defaults(func=cmd_benchmark_finetune)
     lat = bsub.add_parser("latency", help="latency per backend against PyTorch eager, same run")
     lat.add_argument("--model", help="checkpoint (default: bundled); ONNX is exported beside it if missing")
     lat.add_argument("--backends", default="torch,onnxruntime")
@@ -244,6 +255,18 @@ def cmd_benchmark_accuracy(args) -> int:
                  height=h, width=w, stereo=args.stereo)
     run_benchmark(Path(args.output), args.config, args.poses.split(","), [int(s) for s in args.seeds.split(",")],
                   args.steps, world, list(args.overrides))
+    return 0
+
+
+def cmd_benchmark_finetune(args) -> int:
+    from .bench_finetune import run_benchmark
+    from .checkpoint import read_checkpoint
+    from .inference import default_model_path
+    model = Path(args.model) if args.model else default_model_path()
+    h, w = _size(args.size) if args.size else tuple(read_checkpoint(model)["input_size"])
+    world = dict(bags=args.bags, held_out=args.held_out, frames=args.frames, height=h, width=w)
+    run_benchmark(Path(args.output), model, args.config, [float(f) for f in args.lr_factors.split(",")], world,
+                  list(args.overrides))
     return 0
 
 

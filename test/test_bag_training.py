@@ -115,3 +115,27 @@ def _finetune(tmp_path):
     assert after < before * 0.95, (before, after)
     assert main(["deploy", str(tmp_path / "ft")]) == 0
     assert (tmp_path / "ft" / "deploy" / "model.onnx").is_file()
+
+
+def test_finetune_benchmark_reports_each_learning_rate(tiny_checkpoint, tmp_path, capsys):
+    import json
+
+    import torch
+    out = tmp_path / "bench"
+    assert main(["benchmark", "finetune", "--model", str(tiny_checkpoint), "--lr-factors", "0.5,2", "--bags", "2",
+                 "--held-out", "1", "--frames", "12", "--output", str(out), "pose.kind=standard",
+                 "pose.pretrained=false", "train.max_steps=3", "train.batch_size=2", "train.workers=0",
+                 "run.device=cpu"]) == 0
+    report = json.loads((out / "finetune.json").read_text())
+    assert [r["lr_factor"] for r in report["runs"]] == [0.5, 2.0]
+    assert report["runs"][1]["lr"] == pytest.approx(4 * report["runs"][0]["lr"])
+    held_out = find_sequences(out / "world" / "held_out")
+    assert len(held_out) == 1 and sorted(p.name for p in (out / "world" / "bags").iterdir()) == \
+        ["seq_2000", "seq_2001"]
+    before = evaluate_sequences(Predictor(tiny_checkpoint, "torch"), held_out)["abs_rel"]
+    assert report["before"]["abs_rel"] == pytest.approx(before)
+    for row in report["runs"]:  # each run fine-tuned from the model and was evaluated on the held-out frames
+        run = out / "runs" / f"lr_x{row['lr_factor']:g}"
+        assert torch.load(run / "last.pt", weights_only=True)["progress"]["global_step"] == 3
+        assert row["change"] == pytest.approx(row["after"]["abs_rel"] / before - 1)
+    assert "| learning rate |" in capsys.readouterr().out

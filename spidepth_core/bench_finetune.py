@@ -1,0 +1,75 @@
+"""``spidepth benchmark finetune``: does monocular fine-tuning on a robot's first recordings help?
+
+Renders sequences the model never saw as rosbag2 recordings, fine-tunes the model on them with the
+shipped bag config at several learning rates, and compares held-out errors before and after.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .data import find_sequences
+from .data.folder import list_images, read_rgb
+from .evaluate import evaluate_sequences
+from .geometry import kitti_intrinsics
+from .inference import Predictor
+from .synth import generate
+from .synth.bagio import write_camera_bag
+
+FIRST_SEED = 2000  # far from the training (0-23) and validation (1000+) seeds of the bundled model
+IMAGE_TOPIC, INFO_TOPIC = "/camera/image_raw", "/camera/camera_info"
+
+
+def make_recordings(root: Path, bags: int, held_out: int, frames: int, height: int,
+                    width: int) -> tuple[Path, Path]:
+    """``bags`` rosbag2 recordings to fine-tune on, and ``held_out`` GT folders of other sequences."""
+    seeds = list(range(FIRST_SEED, FIRST_SEED + bags + held_out))
+    folders = generate(root / "sequences", seeds, frames, height, width)
+    bag_dir, gt_dir = root / "bags", root / "held_out"
+    bag_dir.mkdir(parents=True, exist_ok=True)
+    gt_dir.mkdir(parents=True, exist_ok=True)
+    for folder in folders[:bags]:
+        bag = bag_dir / Path(folder).name
+        if not bag.exists():
+            images = (read_rgb(p) for p in list_images(folder))
+            write_camera_bag(bag, images, kitti_intrinsics(height, width), image_topic=IMAGE_TOPIC,
+                             info_topic=INFO_TOPIC)
+    for folder in folders[bags:]:
+        link = gt_dir / Path(folder).name
+        if not link.exists():
+            link.symlink_to(Path(folder).resolve(), target_is_directory=True)
+    return bag_dir, gt_dir
+
+
+def run_benchmark(out: Path, model: Path, config: str, lr_factors: list[float], world: dict,
+                  overrides: list[str]) -> dict:
+    from .bench_accuracy import run_one
+    from .config import load_config
+    bags, held_out = make_recordings(out / "world", **world)
+    sequences = find_sequences(held_out)
+    before = evaluate_sequences(Predictor(model, backend="torch"), sequences)
+    base_lr = load_config(config, overrides).train.lr
+    rows = []
+    for factor in lr_factors:
+        lr = base_lr * factor
+        ov = overrides + ["data.source=bag", f"data.path={bags}", f"data.image_topic={IMAGE_TOPIC}",
+                          f"data.camera_info_topic={INFO_TOPIC}", f"data.cache_dir={out / 'cache'}",
+                          f"model.init={model}", f"train.lr={lr}"]
+        after = run_one(config, ov, out / "runs" / f"lr_x{factor:g}", held_out)
+        change = after["abs_rel"] / before["abs_rel"] - 1
+        print(f"lr {lr:.2e} (x{factor:g}): held-out abs_rel {before['abs_rel']:.4f} -> {after['abs_rel']:.4f} "
+              f"({change:+.1%})")
+        rows.append({"lr_factor": factor, "lr": lr, "after": after, "change": change})
+    report = {"model": str(model), "config": config, "world": world, "overrides": overrides, "before": before,
+              "runs": rows}
+    (out / "finetune.json").write_text(json.dumps(report, indent=2))
+    print(format_report(report))
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = ["| learning rate | abs_rel before | abs_rel after | change | a1 after |", "|---|---|---|---|---|"]
+    for row in report["runs"]:
+        lines.append(f"| {row['lr']:.1e} (x{row['lr_factor']:g}) | {report['before']['abs_rel']:.4f} | "
+                     f"{row['after']['abs_rel']:.4f} | {row['change']:+.1%} | {row['after']['a1']:.4f} |")
+    return "\n".join(lines)
