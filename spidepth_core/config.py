@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -22,14 +24,14 @@ class ModelSection:
 
 @dataclass
 class PoseSection:
-    kind: str = "strengthened"                     # strengthened | standard
+    kind: Literal["strengthened", "standard"] = "strengthened"
     backbone: str = "resnet18"
     pretrained: bool | str = True                  # backbone weights: true | false | timm | package | FILE
 
 
 @dataclass
 class DataSection:
-    source: str = "folder"                         # folder | video | bag | kitti | cityscapes
+    source: Literal["folder", "video", "bag", "kitti", "cityscapes"] = "folder"
     path: str | None = None
     intrinsics: str | None = None                  # YAML with fx, fy, cx, cy (+ width, height)
     val_path: str | None = None
@@ -93,53 +95,110 @@ class TrainConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
+class _Text(str):
+    """An override's raw text: parsed as YAML unless its field is a string."""
+
+
 def _update(obj: Any, values: dict, where: str) -> None:
     if not isinstance(values, dict):
         raise ValueError(f"config section {where or 'root'} must be a mapping, got {values!r}")
-    names = {f.name: f for f in dataclasses.fields(obj)}
+    names = {f.name for f in dataclasses.fields(obj)}
+    hints = typing.get_type_hints(type(obj))
     for key, value in values.items():
         if key not in names:
             raise ValueError(f"unknown config key {where}{key!r}; known: {sorted(names)}")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             _update(current, value, f"{where}{key}.")
+        elif isinstance(current, dict):  # model.overrides: keys given in several places add up
+            setattr(obj, key, {**current, **_coerce_dict(value, f"{where}{key}")})
         else:
-            setattr(obj, key, _coerce(current, value, f"{where}{key}", str(names[key].type)))
+            setattr(obj, key, _coerce(value, hints[key], f"{where}{key}"))
 
 
-def _coerce(current: Any, value: Any, name: str, declared: str = "") -> Any:
-    """Keep numeric fields numeric (YAML reads 1e-4 as a string); 'bool | str' fields keep YAML's value."""
-    if declared == "bool | str":
-        if not isinstance(value, (bool, str)):
-            raise ValueError(f"config {name}: use true, false or a string, got {value!r}")
-        return value
-    if current is None and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        return float(value)
-    if value is None or current is None or isinstance(current, (dict, list, str)):
-        return value
+def _coerce_dict(value: Any, name: str) -> dict:
+    value = yaml.safe_load(value) if isinstance(value, _Text) else value
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"config {name} must be a mapping, got {value!r}")
+    return {k: yaml.safe_load(v) if isinstance(v, _Text) else v for k, v in value.items()}
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    """``value`` as the field's declared type, or a ValueError naming the key."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if isinstance(value, _Text):
+        return _coerce_text(str(value), options, name)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ValueError(f"config {name} needs a value")
+    for option in options:
+        if option is not type(None):
+            converted = _convert(value, option)
+            if converted is not _NO:
+                return converted
+    wanted = " or ".join(_type_name(o) for o in options)
+    raise ValueError(f"config {name}: cannot use {value!r}; it must be {wanted}")
+
+
+def _coerce_text(raw: str, options: tuple, name: str) -> Any:
+    """An override's text: kept as it is for string fields (data.path=2024 stays '2024'), else YAML."""
+    if type(None) in options and raw.strip() in ("null", "~", ""):
+        return None
+    if set(options) - {type(None)} == {str}:
+        return raw
     try:
-        if isinstance(current, bool):
-            if isinstance(value, str):
-                return value.lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if isinstance(current, int) and isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"config {name}: needs a whole number, got {value!r}")
-        return type(current)(value)
-    except (TypeError, ValueError) as exc:
-        if str(exc).startswith("config "):
-            raise
-        raise ValueError(f"config {name}: cannot use {value!r} as {type(current).__name__}") from exc
+        parsed = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        if str in options:
+            return raw
+        raise ValueError(f"config {name}: the value is not valid YAML ({_yaml_problem(exc)})") from None
+    if str in options and not any(_convert(parsed, o) is not _NO for o in options if o not in (str, type(None))):
+        return raw
+    return _coerce(parsed, typing.Union[options], name)
+
+
+_NO = object()
+
+
+def _convert(value: Any, target: Any) -> Any:
+    """``value`` as ``target`` (bool, int, float, str, list, a Literal), or _NO."""
+    if typing.get_origin(target) is typing.Literal:
+        return value if value in typing.get_args(target) else _NO
+    if target is bool:
+        return value if isinstance(value, bool) else _NO
+    if isinstance(value, bool):  # not a number, not a string
+        return _NO
+    if target is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value if isinstance(value, int) else _NO
+    if target is float:
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):  # YAML reads 1e-4 as a string
+            return float(value)
+        return float(value) if isinstance(value, (int, float)) else _NO
+    if target is str:
+        return value if isinstance(value, str) else _NO
+    if typing.get_origin(target) is list or target is list:
+        return value if isinstance(value, list) else _NO
+    return _NO
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+            type(None): "null"}.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def parse_override(text: str) -> dict:
-    """'train.lr=1e-4' -> {'train': {'lr': 1e-4}}."""
+    """'train.lr=1e-4' -> {'train': {'lr': '1e-4'}}; the value is read by its field's declared type."""
     if "=" not in text:
         raise ValueError(f"override {text!r} must look like section.key=value")
     key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"override {text!r}: the value is not valid YAML ({_yaml_problem(exc)})") from None
+    value: Any = _Text(raw)
     for part in reversed(key.strip().split(".")):
         value = {part: value}
     return value

@@ -102,3 +102,29 @@ def test_compact_fp16_checkpoint_halves_the_file_and_still_fine_tunes(world_dir,
     pose = read_checkpoint(full)["pose_state_dict"]
     for k, v in trainer.pose_net.state_dict().items():
         assert v.dtype == pose[k].dtype and torch.allclose(v.float(), pose[k].float(), rtol=1e-2, atol=1e-4)
+
+
+def test_values_follow_the_declared_types():
+    cfg = load_config(None, ["data.path=2024", "data.image_topic=on", "model.pretrained=false",
+                             "pose.pretrained=/weights/r18.pth", "train.clip_grad=null", "train.amp=off",
+                             "model.overrides.max_depth=50", "model.overrides.channels=16"])
+    assert cfg.data.path == "2024" and cfg.data.image_topic == "on"  # strings stay strings
+    assert cfg.model.pretrained is False and cfg.pose.pretrained == "/weights/r18.pth"
+    assert cfg.train.clip_grad is None and cfg.train.amp is False
+    assert cfg.model.overrides == {"max_depth": 50, "channels": 16}  # repeated keys add up
+    for override, message in [("train.epochs=2.7", "train.epochs: cannot use 2.7; it must be a whole number"),
+                              ("data.source=foldr", "data.source: cannot use 'foldr'; it must be one of folder"),
+                              ("pose.kind=strong", "pose.kind: cannot use 'strong'; it must be one of strengthened"),
+                              ("train.amp=maybe", "train.amp: cannot use 'maybe'; it must be true or false")]:
+        with pytest.raises(ValueError, match=message):
+            load_config(None, [override])
+
+
+def test_yaml_values_are_checked_too(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("data:\n  image_topic: on\n")  # YAML reads an unquoted on as true
+    with pytest.raises(ValueError, match="data.image_topic: cannot use True; it must be a string"):
+        load_config(f)
+    f.write_text("data:\n  source: foldr\n")
+    with pytest.raises(ValueError, match="data.source"):
+        load_config(f)

@@ -118,7 +118,7 @@ def test_resuming_another_model_or_pose_is_refused_before_anything_is_written(wo
 @pytest.mark.parametrize("override, expected", [
     ("run.checkpoint_every=0", "run.checkpoint_every must be >= 1, got 0"),
     ("train.lr=-1e-4", "train.lr must be > 0"),
-    ("train.epochs=1.7", "train.epochs: needs a whole number, got 1.7"),
+    ("train.epochs=1.7", "train.epochs: cannot use 1.7; it must be a whole number"),
     ("train.batch_size=0", "train.batch_size must be >= 1"),
 ])
 def test_bad_values_name_their_key(world_dir, tmp_path, capsys, override, expected):
