@@ -235,9 +235,9 @@ def cmd_synth(args) -> int:
     seeds = list(range(args.seed, args.seed + args.sequences))
     folders = generate(args.output, seeds, args.frames, h, w, args.workers, args.stops, args.stereo)
     if args.bag:
+        from .data.folder import list_images, read_rgb
         from .synth.bagio import write_camera_bag
         from .synth.world import kitti_like_K
-        from .data.folder import list_images, read_rgb
         for folder in folders:
             bag = Path(f"{folder}_{args.bag}")
             if not bag.exists():
@@ -272,7 +272,9 @@ def cmd_benchmark_finetune(args) -> int:
 
 def cmd_benchmark_latency(args) -> int:
     import json
+
     import numpy as np
+
     from .bench_latency import format_rows, measure
     from .checkpoint import read_checkpoint
     from .export import export_onnx
@@ -298,6 +300,7 @@ def cmd_benchmark_latency(args) -> int:
 
 def cmd_evaluate(args) -> int:
     import json
+
     from .data import find_sequences
     from .evaluate import evaluate_sequences
     from .inference import Predictor

@@ -74,7 +74,8 @@ def _candidates(model: str | None, shapes: dict) -> list[str]:
     names = []
     for name in list_models():
         cfg = model_config(name)
-        if all(getattr(cfg, k) == v for k, v in shapes.items() if k != "channels") and cfg.channels == shapes["channels"]:
+        same = all(getattr(cfg, k) == v for k, v in shapes.items() if k != "channels")
+        if same and cfg.channels == shapes["channels"]:
             names.append(name)
     return names
 

@@ -38,7 +38,8 @@ class _ExportWrapper(nn.Module):
 
 
 def export_metadata(ckpt: dict, height: int, width: int, fp16: bool, checkpoint_sha256: str = "") -> dict:
-    return {"checkpoint_sha256": checkpoint_sha256, "model_name": ckpt.get("model_name", "custom"), "config": ckpt["config"],
+    return {"checkpoint_sha256": checkpoint_sha256, "model_name": ckpt.get("model_name", "custom"),
+            "config": ckpt["config"],
             "input_size": [height, width], "trained_size": ckpt["input_size"],
             "depth_range": ckpt["depth_range"], "input_format": ckpt.get("input_format"),
             "intrinsics_convention": ckpt.get("intrinsics_convention"), "precision": "fp16" if fp16 else "fp32",

@@ -24,8 +24,9 @@ WARMUP = 5  # frames run before timing starts
 
 
 def cloud_build_ms(height: int, width: int, runs: int = 50) -> float:
-    from spidepth_core.pointcloud import depth_to_points, pack_cloud
     from std_msgs.msg import Header
+
+    from spidepth_core.pointcloud import depth_to_points, pack_cloud
 
     from .conversions import cloud_to_msg
     rng = np.random.default_rng(0)

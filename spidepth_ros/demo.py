@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     bag = Path(args.bag) if args.bag else sample_recording()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    model = ["-p", f"model_path:={args.model}"] if args.model else []
     node = subprocess.Popen([sys.executable, "-m", "spidepth_ros.depth_node", "--ros-args", "--params-file",
-                             str(ROOT / "config" / "depth.yaml"), *(["-p", f"model_path:={args.model}"] if args.model else []),
+                             str(ROOT / "config" / "depth.yaml"), *model,
                              "-p", f"backend:={args.backend}", "-r", f"image:={IMAGE_TOPIC}",
                              "-r", f"camera_info:={INFO_TOPIC}"], env=env)
     try:

@@ -27,7 +27,6 @@ from spidepth_core.viz import colorize_depth
 from . import conversions as conv
 from .params import PARAMETERS, check_choice, descriptor
 
-
 _HAS_MESSAGE_INFO = hasattr(Subscription, "CallbackType")  # rclpy >= Iron passes MessageInfo
 # Keep only the newest image: frames that arrive during inference replace each other in the reader
 # and the next callback gets the newest one.

@@ -12,7 +12,7 @@ from conftest import tiny_overrides
 from spidepth_core.cli import main
 from spidepth_core.config import load_config
 from spidepth_core.data import benchmarks
-from spidepth_core.data.kitti import (kitti_dataset_parts, overlap, read_split, velodyne_depth, warn_overlap)
+from spidepth_core.data.kitti import kitti_dataset_parts, overlap, read_split, velodyne_depth, warn_overlap
 from spidepth_core.data.sample import TripletDataset
 from spidepth_core.metrics import depth_errors
 from spidepth_core.protocols import GARG_CROP, PROTOCOLS, cityscapes, kitti_eigen, make3d, make3d_input, score
@@ -179,7 +179,8 @@ def test_cityscapes_gt_follows_the_split_order(tmp_path):
     (city / "gt_depths").mkdir()
     names = ["bonn_000000_000019", "bonn_000000_000005"]  # split order, not sorted order
     for i, name in enumerate(names):
-        cv2.imwrite(str(city / "leftImg8bit/test/bonn" / f"{name}_leftImg8bit.png"), np.full((8, 16, 3), 10 * i, np.uint8))
+        image = np.full((8, 16, 3), 10 * i, np.uint8)
+        cv2.imwrite(str(city / "leftImg8bit/test/bonn" / f"{name}_leftImg8bit.png"), image)
         np.save(city / "gt_depths" / f"{i:03d}_depth.npy", np.full((8, 16), float(i + 1), np.float32))
     split = tmp_path / "test_files.txt"
     split.write_text("".join(f"bonn {n}\n" for n in names))

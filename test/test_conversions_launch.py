@@ -40,6 +40,7 @@ def test_bad_images_are_clear_errors():
 def test_compressed_size_is_read_before_decoding():
     import cv2
     from sensor_msgs.msg import CompressedImage
+
     from spidepth_core.image_codec import compressed_size
     rgb = np.random.default_rng(2).integers(0, 255, (30, 50, 3), dtype=np.uint8)
     for ext in (".jpg", ".png"):
@@ -84,6 +85,7 @@ def test_parameter_defaults_agree_in_code_yaml_and_readme():
     import re
 
     import yaml
+
     from spidepth_ros.params import PARAMETERS
     yaml_values = yaml.safe_load((ROOT / "config" / "depth.yaml").read_text())["/**"]["ros__parameters"]
     assert yaml_values == {name: spec[0] for name, spec in PARAMETERS.items()}

@@ -3,8 +3,16 @@ import math
 import numpy as np
 import torch
 
-from spidepth_core.geometry import (axis_angle_to_matrix, backproject, intrinsics_matrix, pose_to_matrix,
-                                    project, resize_intrinsics, scale_intrinsics, warp)
+from spidepth_core.geometry import (
+    axis_angle_to_matrix,
+    backproject,
+    intrinsics_matrix,
+    pose_to_matrix,
+    project,
+    resize_intrinsics,
+    scale_intrinsics,
+    warp,
+)
 
 
 def _K(b=1):

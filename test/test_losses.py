@@ -24,7 +24,9 @@ def two_views():
     h, w = 96, 320
     world, poses, K = StreetWorld(5), camera_path(5, 3), kitti_like_K(h, w)
     (img0, depth0), (img1, _) = render(world, poses[0], K, h, w), render(world, poses[1], K, h, w)
-    to_t = lambda im: torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255
+    def to_t(im):
+        return torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255
+
     depth = torch.from_numpy(np.where(depth0 > 0, depth0, 1e4))[None, None].float()
     T = torch.from_numpy(np.linalg.inv(poses[1]) @ poses[0]).float()[None]
     return to_t(img0), to_t(img1), depth, torch.from_numpy(K).float()[None], T
@@ -33,7 +35,9 @@ def two_views():
 def test_true_depth_and_pose_reconstruct_the_target(two_views):
     target, source, depth, K, T = two_views
     loss = PhotometricLoss()
-    err = lambda img: loss(img, target)[..., 5:-5, 5:-5].median()
+    def err(img):
+        return loss(img, target)[..., 5:-5, 5:-5].median()
+
     warped_err = err(warp(source, depth, K, T))
     # What is left is texture resampling at 96x320.
     assert warped_err < 0.05

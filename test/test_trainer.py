@@ -25,10 +25,12 @@ def test_training_lowers_photometric_loss(world_dir, tmp_path):
         with torch.no_grad():
             return trainer.objective(trainer.depth_net, trainer.pose_net, batch).photometric.item()
 
-    trainer.depth_net.eval(); trainer.pose_net.eval()
+    trainer.depth_net.eval()
+    trainer.pose_net.eval()
     before = photometric()
     trainer.fit()
-    trainer.depth_net.eval(); trainer.pose_net.eval()
+    trainer.depth_net.eval()
+    trainer.pose_net.eval()
     after = photometric()
     assert trainer.global_step == 240
     assert after < 0.8 * before, (before, after)

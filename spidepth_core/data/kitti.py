@@ -131,7 +131,8 @@ class KittiDrive:
     def image(self, i: int) -> np.ndarray:
         img = read_rgb(self._path(i))
         if img.shape[:2] != self.size:
-            raise ValueError(f"{self._path(i)} is {img.shape[1]}x{img.shape[0]}, expected {self.size[1]}x{self.size[0]}")
+            raise ValueError(f"{self._path(i)} is {img.shape[1]}x{img.shape[0]}, "
+                             f"expected {self.size[1]}x{self.size[0]}")
         return img
 
     def depth(self, i: int):

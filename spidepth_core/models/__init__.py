@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from .depth_net import DepthConfig, DepthNet
-from .pretrained import WeightSource, create_backbone
 from .pose_net import StandardPoseNet, StrengthenedPoseNet, create_pose_net
+from .pretrained import WeightSource, create_backbone
 
 _CONFIGS: dict[str, dict[str, Any]] = {
     # The paper's models.

@@ -39,7 +39,8 @@ def image_msg(ts, rgb: np.ndarray, stamp_ns: int, frame_id: str, encoding: str =
 def write_camera_bag(path: str | Path, frames: Iterable[np.ndarray], K: np.ndarray, fps: float = 10.0,
                      storage: str = "sqlite3", image_topic: str = "/camera/image_raw",
                      info_topic: str = "/camera/camera_info", frame_id: str = "camera_optical_frame",
-                     encoding: str = "rgb8", distro: Stores = Stores.ROS2_HUMBLE, start_ns: int = 1_700_000_000 * 10**9) -> Path:
+                     encoding: str = "rgb8", distro: Stores = Stores.ROS2_HUMBLE,
+                     start_ns: int = 1_700_000_000 * 10**9) -> Path:
     """Write RGB frames (HxWx3 uint8) and matching CameraInfo at ``fps`` into a new rosbag2 folder."""
     if storage not in STORAGES:
         raise ValueError(f"storage must be one of {sorted(STORAGES)}, got {storage!r}")

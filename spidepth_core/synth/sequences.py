@@ -11,7 +11,6 @@ from tqdm import tqdm
 
 from .world import FPS, StreetWorld, camera_path, kitti_like_K, render
 
-
 STEREO_BASELINE = 0.54  # metres, KITTI's; the right camera sits at +x in the camera frame
 
 

@@ -37,8 +37,8 @@ class StreetWorld:
         rng = np.random.default_rng(seed)
         lo, hi, kind, color = [], [], [], []
 
-        def add(l, h, k, c):
-            lo.append(l), hi.append(h), kind.append(k), color.append(c)
+        def add(low, high, k, c):
+            lo.append(low), hi.append(high), kind.append(k), color.append(c)
 
         for side in (-1, 1):
             z = -30.0
@@ -53,9 +53,9 @@ class StreetWorld:
             z = rng.uniform(0, 10)
             while z < length + 150:
                 if rng.random() < 0.6:
-                    w, h, l = rng.uniform(1.7, 1.95), rng.uniform(1.35, 1.7), rng.uniform(3.8, 4.8)
+                    w, h, car = rng.uniform(1.7, 1.95), rng.uniform(1.35, 1.7), rng.uniform(3.8, 4.8)
                     xc = side * rng.uniform(4.0, 4.4)
-                    add([xc - w / 2, -h, z], [xc + w / 2, 0, z + l], VEHICLE, rng.uniform(0.1, 0.95, 3))
+                    add([xc - w / 2, -h, z], [xc + w / 2, 0, z + car], VEHICLE, rng.uniform(0.1, 0.95, 3))
                 z += rng.uniform(5.5, 20)
             z = rng.uniform(0, 15)
             while z < length + 150:
