@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def run_benchmark(out: Path, config: str | None, poses: list[str], seeds: list[i
             metrics = run_one(config, ov, run_dir, val)
             print(f"{pose} seed {seed}: abs_rel {metrics['abs_rel']:.4f}  a1 {metrics['a1']:.4f}")
             results[pose].append({"seed": seed, **metrics})
-    report = {"steps": steps, "seeds": seeds, "world": world, "overrides": overrides, "runs": results,
+    report: dict[str, Any] = {"steps": steps, "seeds": seeds, "world": world, "overrides": overrides, "runs": results,
               "summary": summarise(results)}
     (out / "accuracy.json").write_text(json.dumps(report, indent=2))
     print(format_summary(report["summary"]))

@@ -5,7 +5,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import torch
 
@@ -21,8 +21,9 @@ TEMP_MARK = ".part-"  # temp files are ".<name>.part-<pid>-XXXX" beside the targ
 class _Writes:
     """A file wrapper that remembers the first OSError of a write (torch.save hides it)."""
 
-    def __init__(self, f) -> None:
-        self.f, self.error = f, None
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.error: OSError | None = None
 
     def write(self, data) -> int:
         try:
@@ -50,7 +51,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         with os.fdopen(fd, "wb") as f:
             out = _Writes(f)
             try:
-                torch.save(obj, out)
+                torch.save(obj, cast(IO[bytes], out))
             except RuntimeError as exc:
                 raise (out.error or exc) from None
             f.flush()

@@ -64,7 +64,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = No
     torch.backends.mha.set_fastpath_enabled(False)  # the fused encoder op has no ONNX form
     try:
         with torch.no_grad():
-            torch.onnx.export(_ExportWrapper(model, fp16), torch.rand(1, 3, height, width), str(tmp), dynamo=False,
+            torch.onnx.export(_ExportWrapper(model, fp16), (torch.rand(1, 3, height, width),), str(tmp), dynamo=False,
                               opset_version=OPSET, input_names=["image"], output_names=["depth"])
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)

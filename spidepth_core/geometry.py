@@ -4,6 +4,8 @@ Intrinsics convention ("image_proc"): resizing by (sx, sy) scales fx, cx by sx a
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -68,10 +70,10 @@ def pose_to_matrix(axis_angle: torch.Tensor, translation: torch.Tensor, invert: 
 
 def scale_intrinsics(K: np.ndarray | torch.Tensor, sx: float, sy: float):
     """Scale a 3x3 (or [...,3,3]) K for an image resized by (sx, sy), as image_proc does."""
-    K = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64, copy=True)
-    K[..., 0, :] *= sx
-    K[..., 1, :] *= sy
-    return K
+    out: Any = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64, copy=True)
+    out[..., 0, :] *= sx
+    out[..., 1, :] *= sy
+    return out
 
 
 def resize_intrinsics(K, src_hw: tuple[int, int], dst_hw: tuple[int, int]):

@@ -5,6 +5,7 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -109,6 +110,10 @@ class _StopFlag:
 class Trainer:
     """Owns the models, optimiser and state; ``fit()`` runs (or resumes) training."""
 
+    objective: SelfSupervisedObjective | SupervisedObjective
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
     def __init__(self, cfg: TrainConfig, resume: bool = True) -> None:
         self.cfg = cfg
         self.dist, self.device = init_distributed(cfg.run.device)
@@ -122,7 +127,7 @@ class Trainer:
         depth_net, init_ckpt = build_depth_net(cfg, resumed)
         self.model_name = cfg.model.name if init_ckpt is None else init_ckpt.get("model_name", "custom")
         if resumed is not None:
-            check_resume(resumed, resume_from, self.model_name, cfg)
+            check_resume(resumed, last, self.model_name, cfg)
         if self.dist.is_main:
             log.info("training %s with the %s pose net in %s", self.model_name, cfg.pose.kind, self.out_dir)
         pose_net = build_pose_net(cfg, resumed or init_ckpt)
@@ -138,7 +143,7 @@ class Trainer:
         self.best_val = float("inf")
         self.writer = None
         if resumed is not None:
-            self.load_state(resume_from, resumed)
+            self.load_state(last, resumed)
         if self.dist.is_main:  # written only once the run is known to start (or resume) cleanly
             self.out_dir.mkdir(parents=True, exist_ok=True)
             cfg.save(self.out_dir / "config.yaml")
@@ -153,6 +158,7 @@ class Trainer:
             steps_per_epoch = max(1, len(self.sampler) // t.batch_size)
             total = t.max_steps or t.epochs * steps_per_epoch
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=t.lr, total_steps=total)
+            self.onecycle_steps = total
             self.step_scheduler_per_batch = True
             if t.clip_grad is None:
                 t.clip_grad = 0.1
@@ -181,9 +187,13 @@ class Trainer:
                           persistent_workers=False)
 
     # -- state ---------------------------------------------------------------
+    def depth_model(self) -> DepthNet:
+        """The depth net itself (unwrapped from DDP)."""
+        return cast(DepthNet, _unwrap(self.depth_net))
+
     def state(self) -> dict:
-        depth = _unwrap(self.depth_net)
-        rng = {"torch": torch.get_rng_state()}
+        depth = self.depth_model()
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         return {
@@ -289,7 +299,7 @@ class Trainer:
                                      self.cfg.train.clip_grad)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        if self.step_scheduler_per_batch and self.scheduler.last_epoch < self.scheduler.total_steps:
+        if self.step_scheduler_per_batch and self.scheduler.last_epoch < self.onecycle_steps:
             self.scheduler.step()
         return out
 
@@ -308,7 +318,7 @@ class Trainer:
         if score < self.best_val:
             self.best_val = score
             if self.dist.is_main:
-                save_model(self.out_dir / "best.pt", _unwrap(self.depth_net), self.model_name,
+                save_model(self.out_dir / "best.pt", self.depth_model(), self.model_name,
                            pose_state_dict=_unwrap(self.pose_net).state_dict(), pose_kind=self.cfg.pose.kind,
                            pose_config=_unwrap(self.pose_net).config,
                            metric=self.cfg.train.supervised, epoch=self.epoch, validation=val)

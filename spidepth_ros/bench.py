@@ -170,9 +170,12 @@ def _node_latency(frames: list[np.ndarray], node: subprocess.Popen) -> tuple[flo
     client = rclpy.create_node("spidepth_bench")
     pub = client.create_publisher(Image, "image", qos_profile_sensor_data)
     info_pub = client.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
-    arrivals = {}
-    client.create_subscription(Image, "depth", lambda m: arrivals.setdefault(m.header.stamp.sec, time.perf_counter()),
-                               10)
+    arrivals: dict[int, float] = {}
+
+    def on_depth(msg: Image) -> None:
+        arrivals.setdefault(msg.header.stamp.sec, time.perf_counter())
+
+    client.create_subscription(Image, "depth", on_depth, 10)
     while pub.get_subscription_count() == 0:
         rclpy.spin_once(client, timeout_sec=0.1)
         if node.poll() is not None:

@@ -75,9 +75,9 @@ def cloud_to_msg(cloud: np.ndarray, header) -> PointCloud2:
     msg = PointCloud2()
     msg.header = header
     msg.height, msg.width = cloud.shape
-    names = cloud.dtype.names
-    msg.fields = [PointField(name=n, offset=cloud.dtype.fields[n][1], datatype=PointField.FLOAT32, count=1)
-                  for n in names]
+    fields: dict = dict(cloud.dtype.fields or {})
+    msg.fields = [PointField(name=n, offset=fields[n][1], datatype=PointField.FLOAT32, count=1)
+                  for n in cloud.dtype.names or ()]
     msg.is_bigendian = False
     msg.point_step = cloud.dtype.itemsize
     msg.row_step = msg.point_step * msg.width

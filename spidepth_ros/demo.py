@@ -102,8 +102,15 @@ def _play(bag: Path, out: Path, loops: int, node: subprocess.Popen) -> int:
     player = rclpy.create_node("spidepth_demo_player")
     pub_img = player.create_publisher(Image, IMAGE_TOPIC, qos_profile_sensor_data)
     pub_info = player.create_publisher(CameraInfo, INFO_TOPIC, qos_profile_sensor_data)
-    sent, got, last = {}, [], {}
-    player.create_subscription(Image, "depth", lambda m: (got.append((m, time.monotonic())), last.update(depth=m)), 10)
+    sent: dict = {}
+    got: list = []
+    last: dict = {}
+
+    def on_depth(msg: Image) -> None:
+        got.append((msg, time.monotonic()))
+        last.update(depth=msg)
+
+    player.create_subscription(Image, "depth", on_depth, 10)
     player.create_subscription(PointCloud2, "points", lambda m: last.update(points=m), 2)
     player.create_subscription(DiagnosticArray, "/diagnostics", lambda m: last.update(diag=m), 10)
     print("demo: waiting for depth_node to start (loading the model)...")

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import rclpy
@@ -47,7 +48,8 @@ class _Rate:
     """Events per second over the last ``window`` seconds."""
 
     def __init__(self, window: float = 3.0) -> None:
-        self.window, self.times = window, deque()
+        self.window = window
+        self.times: deque[float] = deque()
 
     def tick(self, n: int = 1) -> None:
         self.times.extend([time.monotonic()] * n)
@@ -96,7 +98,7 @@ class DepthNode(Node):
         self.pub_points = self.create_publisher(PointCloud2, "points", qos)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Inference runs in the callback: a thread hand-off cost about 0.5 ms per frame (spidepth_ros.bench).
-        callback = self._on_image if _HAS_MESSAGE_INFO else self._on_image_only
+        callback: Callable[..., None] = self._on_image if _HAS_MESSAGE_INFO else self._on_image_only
         if self.p["use_compressed"]:
             self.create_subscription(CompressedImage, "image/compressed", callback, IMAGE_QOS)
         else:
@@ -232,6 +234,8 @@ class DepthNode(Node):
         predictor = self.predictor
         result = predictor.predict(rgb, K_in, output_size=self.p["output_size"])
         depth, K = result.depth, result.K
+        if K is None:  # given K_in, the predictor always returns the K of its output
+            raise RuntimeError("the predictor returned no intrinsics")
         depth = depth * np.float32(self.scale.update(depth, K))
         depth[~np.isfinite(depth) | (depth < self.p["min_depth"]) | (depth > self.p["max_depth"])] = np.nan
         header = msg.header

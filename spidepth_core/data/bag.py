@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -57,7 +57,7 @@ def read_camera(path: str | Path, image_topic: str, info_topic: str | None = Non
         conns = [c for c in reader.connections if c.topic in wanted]
         try:
             for conn, stamp, raw in reader.messages(connections=conns):
-                msg = reader.deserialize(raw, conn.msgtype)
+                msg: Any = reader.deserialize(raw, conn.msgtype)
                 if conn.topic == image_topic:
                     yield stamp, decode_image(msg), None, msg
                 else:
@@ -123,7 +123,7 @@ def decode_bag(bag: Path, out: Path, image_topic: str, info_topic: str | None, i
         cv2.imwrite(str(out / f"{kept:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         stamps.append(stamp)
         kept += 1
-    if seen == 0:
+    if seen == 0 or size is None:
         raise ValueError(f"no images on {image_topic} in {bag}")
     if intrinsics:
         K, k_size = load_intrinsics(intrinsics)
@@ -170,7 +170,8 @@ def bag_sequences(path: str | Path, image_topic: str | None, info_topic: str | N
     from .folder import FolderSequence
     if not image_topic:
         raise ValueError("data.image_topic is required for bags (e.g. /camera/image_raw)")
-    train, val = [], []
+    train: list[FolderSequence | SubSequence] = []
+    val: list[FolderSequence | SubSequence] = []
     for bag in find_bags(path):
         tag = hashlib.sha256(f"{bag.resolve()}|{image_topic}|{info_topic}|{intrinsics}|{min_motion}".encode())
         cache = Path(cache_dir or Path.home() / ".cache" / "spidepth" / "bags") / f"{bag.name}-{tag.hexdigest()[:10]}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def export_gt(root: str | Path, split: str | Path, out: str | Path) -> int:
     """gt_depths.npz with one array per split line ('0', '1', ...) from the velodyne scans."""
     from tqdm import tqdm
     root = Path(root)
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for i, (drive, frame, side) in enumerate(tqdm(read_split(split), desc="velodyne -> depth", unit="img")):
         velo = root / drive / "velodyne_points" / "data" / f"{frame:010d}.bin"
         if not velo.is_file():
@@ -148,7 +149,8 @@ def kitti_dataset_parts(root: str | Path, split: str | Path, stereo: bool) -> tu
     if not root.is_dir():
         raise FileNotFoundError(f"KITTI root not found: {root}")
     seqs: dict[tuple[str, str], int] = {}
-    sequences, indices = [], []
+    sequences: list[KittiDrive] = []
+    indices: list[tuple[int, int]] = []
     for drive, frame, side in read_split(split):
         key = (drive, side)
         if key not in seqs:

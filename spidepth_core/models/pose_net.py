@@ -1,7 +1,7 @@
 """Pose networks: frame pair [B,6,H,W] -> (axis-angle [B,3], translation [B,3])."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
@@ -37,7 +37,8 @@ class StrengthenedPoseNet(nn.Module):
         std = None if input_std is None else [float(v) for v in input_std]
         self.config = {"kind": "strengthened", "backbone": backbone, "input_mean": mean, "input_std": std}
         self.norm = InputNorm(mean, std, groups=2)
-        deepest = self.encoder.feature_info.channels()[-1]
+        info: Any = self.encoder.feature_info  # timm's FeatureInfo
+        deepest = info.channels()[-1]
         self.squeeze = _conv_relu(deepest, 256, 1)
         self.decoder = nn.Sequential(_conv_relu(256, 256, 3), _conv_relu(256, 256, 3), nn.Conv2d(256, 6, 1))
 

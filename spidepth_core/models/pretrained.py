@@ -107,13 +107,16 @@ def create_backbone(backbone: str, source: WeightSource = None,
     except Exception as exc:  # offline hub, unknown tag, wrong file: never fall back to random weights
         raise RuntimeError(f"could not load pretrained weights for {backbone!r} from {where} "
                            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {_help(backbone)}") from None
-    cfg = model.pretrained_cfg
+    cfg: Any = model.pretrained_cfg
     mean, std = tuple(cfg.get("mean", (0.0,) * 3)), tuple(cfg.get("std", (1.0,) * 3))
     return model, Normalisation(tuple(float(v) for v in mean), tuple(float(v) for v in std))  # type: ignore[arg-type]
 
 
 class InputNorm(nn.Module):
     """x [B,3k,H,W] RGB in [0,1] -> (x - mean) / std per RGB channel (identity without normalisation)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: Sequence[float] | None, std: Sequence[float] | None, groups: int = 1) -> None:
         super().__init__()

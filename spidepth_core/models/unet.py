@@ -5,7 +5,7 @@ Output is the feature map S with ``out_channels`` channels at stride
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
@@ -79,11 +79,12 @@ class UNet(nn.Module):
                  pretrained: WeightSource = None, out_indices: Sequence[int] | None = None) -> None:
         super().__init__()
         self.encoder, self.normalisation = build_encoder(encoder, pretrained, out_indices)
-        channels = self.encoder.feature_info.channels()
+        info: Any = self.encoder.feature_info  # timm's FeatureInfo
+        channels = info.channels()
         self.decoder = UNetDecoder(channels, widths, out_channels)
         # The decoder upsamples x2 once per block without a skip.
         extra = len(widths) - (len(channels) - 1)
-        self.stride = self.encoder.feature_info.reduction()[0] // (2 ** extra) if extra >= 0 else None
+        self.stride = info.reduction()[0] // (2 ** extra) if extra >= 0 else None
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(image))

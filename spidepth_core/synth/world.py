@@ -159,11 +159,11 @@ def render(world: StreetWorld, pose: np.ndarray, K: np.ndarray, height: int, wid
     v, u = np.mgrid[0:height, 0:width].astype(np.float64)
     rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T  # camera z = 1
     R, o = pose[:3, :3], pose[:3, 3]
-    d = rays @ R.T
+    d: np.ndarray = rays @ R.T
     d[np.abs(d) < 1e-9] = 1e-9
-    best = np.where(d[..., 1] > 0, -o[1] / d[..., 1], np.inf)
-    hit_id = np.full((height, width), -1)
-    hit_axis = np.zeros((height, width), int)
+    best: np.ndarray = np.where(d[..., 1] > 0, -o[1] / d[..., 1], np.inf)
+    hit_id: np.ndarray = np.full((height, width), -1)
+    hit_axis: np.ndarray = np.zeros((height, width), int)
     _intersect_boxes(o, R, d, K, world.boxes, best, hit_id, hit_axis, far)
     best, hit_id, hit_axis, d = best.ravel(), hit_id.ravel(), hit_axis.ravel(), d.reshape(-1, 3)
     sky = best > far
