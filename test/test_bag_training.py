@@ -9,10 +9,10 @@ from spidepth_core.config import load_config
 from spidepth_core.data import find_sequences
 from spidepth_core.data.bag import bag_sequences, decode_bag, list_topics, read_camera
 from spidepth_core.evaluate import evaluate_sequences
+from spidepth_core.geometry import kitti_intrinsics
 from spidepth_core.inference import Predictor
 from spidepth_core.synth import generate, render_sequence
 from spidepth_core.synth.bagio import write_camera_bag
-from spidepth_core.synth.world import kitti_like_K
 from spidepth_core.trainer import Trainer
 
 H, W = 64, 192
@@ -20,7 +20,7 @@ H, W = 64, 192
 
 def _bag(path, seed, frames, storage="sqlite3", stops=False, encoding="rgb8"):
     imgs = [rgb for rgb, _, _ in render_sequence(seed, frames, H, W, stops)]
-    write_camera_bag(path, imgs, kitti_like_K(H, W), storage=storage, encoding=encoding)
+    write_camera_bag(path, imgs, kitti_intrinsics(H, W), storage=storage, encoding=encoding)
     return imgs
 
 
@@ -32,7 +32,7 @@ def test_bag_roundtrip(tmp_path, storage):
     got = [(rgb, K) for _, rgb, K, _ in read_camera(tmp_path / "b", "/camera/image_raw", "/camera/camera_info")]
     frames = [rgb for rgb, _ in got if rgb is not None]
     assert len(frames) == 5 and all(np.array_equal(a, b) for a, b in zip(frames, imgs))
-    assert np.allclose(next(K for _, K in got if K is not None), kitti_like_K(H, W))
+    assert np.allclose(next(K for _, K in got if K is not None), kitti_intrinsics(H, W))
 
 
 def test_bag_errors(tmp_path):

@@ -156,7 +156,7 @@ def test_metric_finetuning_lowers_silog(world_dir, tmp_path):
         "train.batch_size": 4, "train.flip": 0.0, "train.color_jitter": 0.0}))
     trainer = Trainer(cfg, resume=False)
     assert isinstance(trainer.optimizer, torch.optim.AdamW) and trainer.cfg.train.clip_grad == 0.1
-    batch = next(iter(trainer._loader(trainer.train_ds)))
+    batch = next(iter(trainer.loader(trainer.train_ds)))
 
     def silog():
         trainer.depth_net.eval()

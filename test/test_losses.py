@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from spidepth_core.geometry import warp
+from spidepth_core.geometry import kitti_intrinsics, warp
 from spidepth_core.losses import SSIM, PhotometricLoss, min_reprojection, silog_loss, smoothness
-from spidepth_core.synth import StreetWorld, camera_path, kitti_like_K, render
+from spidepth_core.synth import StreetWorld, camera_path, render
 
 
 def test_identical_images_give_zero():
@@ -22,7 +22,7 @@ def test_different_images_give_positive_loss():
 @pytest.fixture(scope="module")
 def two_views():
     h, w = 96, 320
-    world, poses, K = StreetWorld(5), camera_path(5, 3), kitti_like_K(h, w)
+    world, poses, K = StreetWorld(5), camera_path(5, 3), kitti_intrinsics(h, w)
     (img0, depth0), (img1, _) = render(world, poses[0], K, h, w), render(world, poses[1], K, h, w)
     def to_t(im):
         return torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255

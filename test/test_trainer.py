@@ -7,11 +7,11 @@ import torch
 
 from conftest import ROOT, tiny_overrides
 from spidepth_core.config import load_config
-from spidepth_core.trainer import Trainer, _unwrap
+from spidepth_core.trainer import Trainer
 
 
 def _weights(trainer):
-    return {k: v.clone() for k, v in _unwrap(trainer.depth_net).state_dict().items()}
+    return {k: v.clone() for k, v in trainer.depth_model().state_dict().items()}
 
 
 def test_training_lowers_photometric_loss(world_dir, tmp_path):
@@ -19,7 +19,7 @@ def test_training_lowers_photometric_loss(world_dir, tmp_path):
         "train.max_steps": 240, "train.epochs": 100, "train.lr": 5e-4, "train.batch_size": 4,
         "train.flip": 0.0, "train.color_jitter": 0.0, "pose.kind": "standard"}))
     trainer = Trainer(cfg, resume=False)
-    batch = next(iter(trainer._loader(trainer.train_ds)))
+    batch = next(iter(trainer.loader(trainer.train_ds)))
 
     def photometric():
         with torch.no_grad():
@@ -66,8 +66,8 @@ def test_two_process_ddp_keeps_ranks_identical(world_dir, tmp_path):
     r0, r1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     init = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "fresh")), resume=False)
     start = _weights(init)
-    params = {f"depth.{n}" for n, _ in _unwrap(init.depth_net).named_parameters()}
-    params |= {f"pose.{n}" for n, _ in _unwrap(init.pose_net).named_parameters()}
+    params = {f"depth.{n}" for n, _ in init.depth_model().named_parameters()}
+    params |= {f"pose.{n}" for n, _ in init.pose_model().named_parameters()}
     assert params <= set(r0)
     # Every learned weight is identical; BatchNorm running statistics are per-rank buffers on CPU
     # (DDP re-broadcasts them from rank 0 each step, and rank 0 writes the checkpoint).

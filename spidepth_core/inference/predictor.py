@@ -28,7 +28,8 @@ class DepthResult:
     K: np.ndarray | None     # 3x3 intrinsics matching ``depth`` (None if none were given)
 
 
-def _has_tensorrt_gpu() -> bool:
+def has_tensorrt_gpu() -> bool:
+    """Whether TensorRT imports and a CUDA GPU is visible."""
     try:
         import tensorrt  # noqa: F401
         import torch
@@ -74,7 +75,7 @@ def choose_backend(model: Path, backend: str) -> tuple[str, str]:
         return backend, "asked for"
     if kind == ".engine":
         return "tensorrt", "the model is a TensorRT engine"
-    if _has_tensorrt_gpu() and kind == ".onnx":
+    if has_tensorrt_gpu() and kind == ".onnx":
         return "tensorrt", "tensorrt imports and a CUDA GPU is present"
     if kind == ".onnx":
         return "onnxruntime", "ONNX model and no TensorRT+GPU"

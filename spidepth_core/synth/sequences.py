@@ -9,7 +9,8 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from .world import FPS, StreetWorld, camera_path, kitti_like_K, render
+from ..geometry import kitti_intrinsics
+from .world import FPS, StreetWorld, camera_path, render
 
 STEREO_BASELINE = 0.54  # metres, KITTI's; the right camera sits at +x in the camera frame
 
@@ -23,7 +24,7 @@ def right_camera(pose: np.ndarray, baseline: float = STEREO_BASELINE) -> np.ndar
 def render_sequence(seed: int, frames: int, height: int, width: int, stops: bool = False):
     """Yields (rgb, depth, pose) for each frame of the sequence ``seed``."""
     world = StreetWorld(seed, length=frames * 1.3 + 50)
-    K = kitti_like_K(height, width)
+    K = kitti_intrinsics(height, width)
     for pose in camera_path(seed, frames, stops):
         rgb, depth = render(world, pose, K, height, width)
         yield rgb, depth, pose
@@ -32,7 +33,7 @@ def render_sequence(seed: int, frames: int, height: int, width: int, stops: bool
 def write_right_views(out: Path, seed: int, poses: np.ndarray, height: int, width: int) -> None:
     """right/NNNNNN.png: the stereo partner of each frame, ``STEREO_BASELINE`` to the right."""
     world = StreetWorld(seed, length=len(poses) * 1.3 + 50)
-    K = kitti_like_K(height, width)
+    K = kitti_intrinsics(height, width)
     (out / "right").mkdir(exist_ok=True)
     for i, pose in enumerate(poses):
         rgb, _ = render(world, right_camera(pose), K, height, width)
@@ -46,7 +47,7 @@ def write_sequence(out_dir: str | Path, seed: int, frames: int, height: int, wid
     if (out / ".complete").is_file():
         return out
     (out / "depth").mkdir(parents=True, exist_ok=True)
-    K = kitti_like_K(height, width)
+    K = kitti_intrinsics(height, width)
     poses = []
     for i, (rgb, depth, pose) in enumerate(render_sequence(seed, frames, height, width, stops)):
         cv2.imwrite(str(out / f"{i:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

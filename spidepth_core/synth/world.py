@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry import kitti_intrinsics
 from . import textures as tex
 
 FACADE, VEHICLE, POLE = 0, 1, 2
@@ -18,7 +17,6 @@ LANES = (-5.0, 0.0, 5.0)
 FPS = 10.0
 
 
-kitti_like_K = kitti_intrinsics  # the world's cameras use KITTI's normalised intrinsics
 
 
 @dataclass
