@@ -46,7 +46,11 @@ def rgb_to_msg(rgb: np.ndarray, header) -> Image:
 
 def scaled_camera_info(K: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int, int], header,
                        info: CameraInfo | None = None) -> CameraInfo:
-    """CameraInfo for a resized image: K and P scaled as image_proc's resize does."""
+    """CameraInfo for a resized image: K and P scaled as image_proc's resize does.
+
+    ``K`` is for the image (``src_hw``); ``info``'s P is for the size in ``info`` (which may differ from
+    the image's), so each is scaled from its own size to ``dst_hw``.
+    """
     sx, sy = dst_hw[1] / src_hw[1], dst_hw[0] / src_hw[0]
     out = CameraInfo()
     out.header = header
@@ -55,14 +59,17 @@ def scaled_camera_info(K: np.ndarray, src_hw: tuple[int, int], dst_hw: tuple[int
     k[[0, 2]] *= sx
     k[[4, 5]] *= sy
     out.k = k.tolist()
+    psx, psy = sx, sy
     if info is not None and any(info.p):
         p = np.asarray(info.p, np.float64).copy()
+        if info.width and info.height:
+            psx, psy = dst_hw[1] / info.width, dst_hw[0] / info.height
     else:
         p = np.zeros((3, 4))
         p[:, :3] = K
         p = p.reshape(-1)
-    p[[0, 2, 3]] *= sx
-    p[[5, 6]] *= sy
+    p[[0, 2, 3]] *= psx
+    p[[5, 6]] *= psy
     out.p = p.tolist()
     out.r = list(info.r) if info is not None else np.eye(3).reshape(-1).tolist()
     out.distortion_model = info.distortion_model if info is not None else "plumb_bob"

@@ -149,17 +149,18 @@ class DepthNode(Node):
     def _on_set_parameters(self, params) -> SetParametersResult:
         new = dict(self.p)
         for param in params:
-            if param.name == "model_path" and param.value != self.p["model_path"]:
-                if str(self.predictor.model_path) != str(Path(param.value or self._default_model())):
-                    reason = self._start_swap(param.value)
-                    if reason:
-                        return SetParametersResult(successful=False, reason=reason)
             error = check_choice(param.name, param.value) if param.name in PARAMETERS else None
             if error:
                 return SetParametersResult(successful=False, reason=error)
             new[param.name] = param.value
         if new["min_depth"] >= new["max_depth"]:
             return SetParametersResult(successful=False, reason="min_depth must be below max_depth")
+        # Last, once everything else in this call is accepted: a rejected update must not swap the model.
+        path = new["model_path"]
+        if path != self.p["model_path"] and str(self.predictor.model_path) != str(Path(path or self._default_model())):
+            reason = self._start_swap(path)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
         if any(new[k] != self.p[k] for k in ("scale_policy", "depth_scale", "camera_height", "scale_smoothing")):
             self.scale = self._make_scale(new)
         self.p = new

@@ -68,6 +68,11 @@ def test_camera_info_scaling_matches_image_proc():
     sx, sy = 0.5, 192 / 720
     assert np.allclose(out.k, [700 * sx, 0, 640 * sx, 0, 710 * sy, 360 * sy, 0, 0, 1])
     assert np.allclose(out.p, [700 * sx, 0, 640 * sx, 10 * sx, 0, 710 * sy, 360 * sy, 20, 0, 0, 1, 0])
+    # camera_info calibrated at 1280x720 while the images arrive at 640x360: P is scaled from its own size
+    info.width, info.height = 1280, 720
+    K_image = np.reshape(info.k, (3, 3)) * [[0.5], [0.5], [1]]
+    half = conv.scaled_camera_info(K_image, (360, 640), (192, 640), info.header, info)
+    assert np.allclose(half.k, out.k) and np.allclose(half.p, out.p)
     assert conv.camera_info_K(CameraInfo()) is None
 
 

@@ -3,7 +3,7 @@ import time
 
 import numpy as np
 import torch
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import SetParameters, SetParametersAtomically
 from rclpy.parameter import Parameter
 
 from ros_helpers import Client, image_msg, start_node, stop_node
@@ -27,7 +27,8 @@ def test_live_model_swap(tiny_checkpoint, tmp_path):
     try:
         assert client.wait_for_node(90)
         srv = client.node.create_client(SetParameters, "/swap_node/set_parameters")
-        assert srv.wait_for_service(timeout_sec=10)
+        atomic = client.node.create_client(SetParametersAtomically, "/swap_node/set_parameters_atomically")
+        assert srv.wait_for_service(timeout_sec=10) and atomic.wait_for_service(timeout_sec=10)
         rgb = np.random.default_rng(0).integers(0, 255, (64, 192, 3), dtype=np.uint8)
         arrivals = []
         client.node.create_subscription(type(image_msg(rgb)), "depth", lambda m: arrivals.append(
@@ -59,6 +60,15 @@ def test_live_model_swap(tiny_checkpoint, tmp_path):
         times = [t for t, _ in arrivals]
         assert max(np.diff(times)) < 1.5  # output never stopped during the swap
         assert new[-1][1] <= 2.0 + 1e-4   # now served by the swapped-in model
+        # An atomic update whose other values are bad is rejected whole: no swap back starts.
+        fut = atomic.call_async(SetParametersAtomically.Request(parameters=[
+            Parameter("model_path", value=str(tiny_checkpoint)).to_parameter_msg(),
+            Parameter("min_depth", value=5.0).to_parameter_msg(),
+            Parameter("max_depth", value=1.0).to_parameter_msg()]))
+        assert client.spin_until(fut.done, 15) and not fut.result().result.successful
+        start = len(arrivals)
+        stream(4.0)
+        assert arrivals[start:] and all(d <= 2.0 + 1e-4 for _, d in arrivals[start:])
         assert proc.poll() is None
     finally:
         client.close()
