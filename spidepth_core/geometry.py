@@ -68,6 +68,12 @@ def pose_to_matrix(axis_angle: torch.Tensor, translation: torch.Tensor, invert: 
     return T
 
 
+def valid_intrinsics(K: np.ndarray) -> bool:
+    """Whether a 3x3 K is usable: finite, with positive focal lengths."""
+    K = np.asarray(K, np.float64)
+    return K.shape == (3, 3) and bool(np.all(np.isfinite(K))) and K[0, 0] > 0 and K[1, 1] > 0
+
+
 def scale_intrinsics(K: np.ndarray | torch.Tensor, sx: float, sy: float):
     """Scale a 3x3 (or [...,3,3]) K for an image resized by (sx, sy), as image_proc does."""
     out: Any = K.clone() if isinstance(K, torch.Tensor) else np.array(K, dtype=np.float64, copy=True)

@@ -81,9 +81,8 @@ PROTOCOLS = {
 
 def score(protocol: Protocol, gt: np.ndarray, pred: np.ndarray, median_scaling: bool) -> tuple[dict, float]:
     """Errors for one image: select pixels, median-scale (optional), clamp to [1e-3, max_depth]."""
-    from .metrics import depth_errors
+    from .metrics import evaluate_pair
     g, p = protocol.select(gt, pred)
     if g.size == 0:
         raise ValueError("no valid ground-truth pixels after the protocol's crop and mask")
-    scale = float(np.median(g) / np.median(p)) if median_scaling else 1.0
-    return depth_errors(g, np.clip(p * scale, 1e-3, protocol.max_depth)), scale
+    return evaluate_pair(g, p, np.ones(g.shape, bool), median_scaling, 1e-3, protocol.max_depth)

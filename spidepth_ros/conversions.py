@@ -6,6 +6,7 @@ import sys
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
+from spidepth_core.geometry import valid_intrinsics
 from spidepth_core.image_codec import MAX_PIXELS, message_to_rgb
 
 
@@ -17,9 +18,7 @@ def image_to_rgb(msg: Image | CompressedImage, max_pixels: int = MAX_PIXELS) -> 
 def camera_info_K(msg: CameraInfo) -> np.ndarray | None:
     """3x3 K, or None when it is zero / not finite."""
     K = np.asarray(msg.k, np.float64).reshape(3, 3)
-    if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-        return None
-    return K
+    return K if valid_intrinsics(K) else None
 
 
 def depth_to_msg(depth: np.ndarray, header) -> Image:

@@ -7,6 +7,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
+from ..geometry import valid_intrinsics
 from ..image_codec import message_to_rgb
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -62,7 +63,7 @@ def read_camera(path: str | Path, image_topic: str, info_topic: str | None = Non
                     yield stamp, decode_image(msg), None, msg
                 else:
                     K = np.asarray(msg.k, np.float64).reshape(3, 3)
-                    yield stamp, None, (K if K[0, 0] > 0 and K[1, 1] > 0 else None), msg
+                    yield stamp, None, (K if valid_intrinsics(K) else None), msg
         except ValueError:
             raise
         except Exception as exc:

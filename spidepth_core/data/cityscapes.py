@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import valid_intrinsics
 from .folder import read_rgb
 from .splits import read_split_lines
 
@@ -37,7 +38,7 @@ def read_cam(path: Path) -> np.ndarray:
         values = np.array([float(v) for v in path.read_text().replace(",", " ").split()])
     except ValueError as exc:
         raise ValueError(f"{path}: not a list of numbers ({exc})") from None
-    if values.size != 9 or not np.all(np.isfinite(values)) or values[0] <= 0 or values[4] <= 0:
+    if values.size != 9 or not valid_intrinsics(values.reshape(3, 3)):
         raise ValueError(f"{path}: expected 9 numbers (3x3 K, fx and fy > 0), got {values.tolist()}")
     return values.reshape(3, 3)
 

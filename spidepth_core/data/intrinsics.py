@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..geometry import intrinsics_matrix
+from ..geometry import intrinsics_matrix, valid_intrinsics
 
 
 def load_intrinsics(path: str | Path) -> tuple[np.ndarray, tuple[int, int] | None]:
@@ -28,5 +28,5 @@ def load_intrinsics(path: str | Path) -> tuple[np.ndarray, tuple[int, int] | Non
 
 
 def check_intrinsics(K: np.ndarray, where: str = "intrinsics") -> None:
-    if not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+    if not valid_intrinsics(K):
         raise ValueError(f"{where}: focal lengths must be finite and positive, got K={K.tolist()}")
