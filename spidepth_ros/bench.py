@@ -19,6 +19,7 @@ import numpy as np
 from spidepth_core.geometry import kitti_intrinsics
 
 from .demo import ROOT, local_dds_env
+from .params import params_file
 
 WARMUP = 5  # frames run before timing starts
 
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
     pred = Predictor(args.model or None, args.backend)
     frames = _frames(args.frames + WARMUP, h, w)  # every measurement: the same frames, the same warm-up
     node_ms, period_ms = _timed_node(["spidepth_ros.depth_node", "--ros-args", "--params-file",
-                                      str(ROOT / "config/depth.yaml"),
+                                      str(params_file()),
                                       *(["-p", f"model_path:={args.model}"] if args.model else []),
                                       "-p", f"backend:={args.backend}", "-p", "camera_info_timeout:=1000.0"],
                                      frames)

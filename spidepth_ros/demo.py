@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .params import params_file
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SEED, SAMPLE_FRAMES, SAMPLE_SIZE = 2024, 60, (192, 640)
 IMAGE_TOPIC, INFO_TOPIC = "/camera/image_raw", "/camera/camera_info"
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = ["-p", f"model_path:={args.model}"] if args.model else []
     node = subprocess.Popen([sys.executable, "-m", "spidepth_ros.depth_node", "--ros-args", "--params-file",
-                             str(ROOT / "config" / "depth.yaml"), *model,
+                             str(params_file()), *model,
                              "-p", f"backend:={args.backend}", "-r", f"image:={IMAGE_TOPIC}",
                              "-r", f"camera_info:={INFO_TOPIC}"], env=env)
     try:

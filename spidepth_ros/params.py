@@ -1,7 +1,12 @@
 """The depth node's parameters: names, defaults, descriptions, ranges (one table)."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+PACKAGE = "spidepth_ros"
 
 # name: (default, description, range or choices, read_only)
 PARAMETERS = {
@@ -51,3 +56,20 @@ def check_choice(name: str, value) -> str | None:
     if isinstance(rng, tuple) and isinstance(rng[0], str) and value not in rng:
         return f"{name} must be one of {', '.join(rng)}; got {value!r}"
     return None
+
+
+def params_file() -> Path:
+    """config/depth.yaml: from the colcon install (ament index), a pip install's share folder, or the
+    source tree, in that order."""
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(Path(get_package_share_directory(PACKAGE)) / "config" / "depth.yaml")
+    except (ImportError, LookupError, OSError):  # no ROS index (AMENT_PREFIX_PATH), or not installed in it
+        pass
+    candidates.append(Path(sys.prefix) / "share" / PACKAGE / "config" / "depth.yaml")
+    candidates.append(Path(__file__).resolve().parent.parent / "config" / "depth.yaml")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"config/depth.yaml not found; looked in {', '.join(map(str, candidates))}")

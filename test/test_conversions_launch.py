@@ -97,3 +97,23 @@ def test_parameter_defaults_agree_in_code_yaml_and_readme():
     table = (ROOT / "README.md").read_text().split("Parameters (`config/depth.yaml`")[1].split("\n\n")[1]
     documented = {n for row in table.splitlines()[2:] for n in re.findall(r"`(\w+)`", row.split("|")[1])}
     assert documented == set(PARAMETERS)
+
+
+def test_params_file_prefers_an_installed_copy(tmp_path, monkeypatch):
+    import sys
+
+    from spidepth_ros.params import params_file
+    assert params_file() == ROOT / "config" / "depth.yaml"  # the source tree, when nothing is installed
+    installed = tmp_path / "share" / "spidepth_ros" / "config" / "depth.yaml"
+    installed.parent.mkdir(parents=True)
+    installed.write_text((ROOT / "config" / "depth.yaml").read_text())
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))  # as after `pip install .` into that prefix
+    assert params_file() == installed
+    pytest.importorskip("ament_index_python")
+    colcon = tmp_path / "install"  # a colcon install: the ament index marks the package's prefix
+    (colcon / "share" / "ament_index" / "resource_index" / "packages").mkdir(parents=True)
+    (colcon / "share" / "ament_index" / "resource_index" / "packages" / "spidepth_ros").touch()
+    (colcon / "share" / "spidepth_ros" / "config").mkdir(parents=True)
+    (colcon / "share" / "spidepth_ros" / "config" / "depth.yaml").write_text(installed.read_text())
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(colcon))
+    assert params_file() == colcon / "share" / "spidepth_ros" / "config" / "depth.yaml"
