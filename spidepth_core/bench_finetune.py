@@ -9,12 +9,12 @@ import json
 from pathlib import Path
 
 from .data import find_sequences
+from .data.bag import write_camera_bag
 from .data.folder import list_images, read_rgb
 from .evaluate import evaluate_sequences
 from .geometry import kitti_intrinsics
 from .inference import Predictor
 from .synth import generate
-from .synth.bagio import write_camera_bag
 
 FIRST_SEED = 2000  # far from the training (0-23) and validation (1000+) seeds of the bundled model
 IMAGE_TOPIC, INFO_TOPIC = "/camera/image_raw", "/camera/camera_info"

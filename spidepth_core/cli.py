@@ -235,9 +235,9 @@ def cmd_synth(args) -> int:
     seeds = list(range(args.seed, args.seed + args.sequences))
     folders = generate(args.output, seeds, args.frames, h, w, args.workers, args.stops, args.stereo)
     if args.bag:
+        from .data.bag import write_camera_bag
         from .data.folder import list_images, read_rgb
         from .geometry import kitti_intrinsics
-        from .synth.bagio import write_camera_bag
         for folder in folders:
             bag = Path(f"{folder}_{args.bag}")
             if not bag.exists():

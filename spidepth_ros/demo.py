@@ -35,9 +35,9 @@ def local_dds_env() -> dict:
 
 def sample_recording(cache: Path | None = None) -> Path:
     """The sample rosbag2 (sqlite3), rendered from the synthetic world on first use."""
+    from spidepth_core.data.bag import write_camera_bag
     from spidepth_core.geometry import kitti_intrinsics
     from spidepth_core.synth import render_sequence
-    from spidepth_core.synth.bagio import write_camera_bag
     cache = cache or Path(os.environ.get("SPIDEPTH_CACHE", Path.home() / ".cache" / "spidepth"))
     bag = cache / "sample_camera_bag"
     if (bag / "metadata.yaml").is_file():
