@@ -137,7 +137,7 @@ def _echo_node(h: int, w: int) -> int:
     from sensor_msgs.msg import Image
 
     from .conversions import depth_to_msg, image_to_rgb
-    from .depth_node import IMAGE_QOS
+    from .depth_node import image_qos
     rclpy.init()
     node = rclpy.create_node("spidepth_echo")
     pub = node.create_publisher(Image, "depth", QoSProfile(depth=2))
@@ -146,7 +146,7 @@ def _echo_node(h: int, w: int) -> int:
     def echo(msg: Image) -> None:
         image_to_rgb(msg)
         pub.publish(depth_to_msg(depth, msg.header))
-    node.create_subscription(Image, "image", echo, IMAGE_QOS)
+    node.create_subscription(Image, "image", echo, image_qos())
     try:
         rclpy.spin(node)
     except BaseException:  # terminated by the benchmark

@@ -16,6 +16,11 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+try:  # the class was renamed after Humble
+    from rclpy.qos_overriding_options import QoSOverridingOptions
+except ImportError:  # pragma: no cover - Humble
+    from rclpy.qos_overriding_options import QosOverridingOptions as QoSOverridingOptions  # type: ignore
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
@@ -31,7 +36,9 @@ from .params import PARAMETERS, check_choice, descriptor
 _HAS_MESSAGE_INFO = hasattr(Subscription, "CallbackType")  # rclpy >= Iron passes MessageInfo
 # Keep only the newest image: frames that arrive during inference replace each other in the reader
 # and the next callback gets the newest one.
-IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+def image_qos() -> QoSProfile:
+    """Best effort (takes both reliable and best-effort cameras), depth 1 (the newest frame only)."""
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
 ERROR_LOG_PERIOD = 5.0  # seconds between two log lines for the same bad-frame reason
@@ -91,18 +98,26 @@ class DepthNode(Node):
     def _make_io(self) -> None:
         reliability = (ReliabilityPolicy.RELIABLE if self.p["reliability"] == "reliable"
                        else ReliabilityPolicy.BEST_EFFORT)
-        qos = QoSProfile(depth=2, reliability=reliability)
-        self.pub_depth = self.create_publisher(Image, "depth", qos)
-        self.pub_info = self.create_publisher(CameraInfo, "depth/camera_info", qos)
-        self.pub_colored = self.create_publisher(Image, "depth/colored", qos)
-        self.pub_points = self.create_publisher(PointCloud2, "points", qos)
+        # REP 2003: each topic's QoS can be overridden from a parameters file (qos_overrides./depth.publisher...).
+        # rclpy applies an override to the profile object itself, so every entity gets its own profile.
+        overrides = QoSOverridingOptions.with_default_policies()
+
+        def publisher(kind, topic: str):
+            qos = QoSProfile(depth=2, reliability=reliability)
+            return self.create_publisher(kind, topic, qos, qos_overriding_options=overrides)
+
+        self.pub_depth = publisher(Image, "depth")
+        self.pub_info = publisher(CameraInfo, "depth/camera_info")
+        self.pub_colored = publisher(Image, "depth/colored")
+        self.pub_points = publisher(PointCloud2, "points")
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Inference runs in the callback: a thread hand-off cost about 0.5 ms per frame (spidepth_ros.bench).
         callback: Callable[..., None] = self._on_image if _HAS_MESSAGE_INFO else self._on_image_only
         if self.p["use_compressed"]:
-            self.create_subscription(CompressedImage, "image/compressed", callback, IMAGE_QOS)
+            self.create_subscription(CompressedImage, "image/compressed", callback, image_qos(),
+                                     qos_overriding_options=overrides)
         else:
-            self.create_subscription(Image, "image", callback, IMAGE_QOS)
+            self.create_subscription(Image, "image", callback, image_qos(), qos_overriding_options=overrides)
         self.create_subscription(CameraInfo, "camera_info", self._on_info, qos_profile_sensor_data)
 
     def _load(self, path: str) -> Predictor:

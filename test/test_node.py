@@ -219,3 +219,37 @@ def test_compressed_input(tiny_checkpoint, tmp_path):
     finally:
         client.close()
         stop_node(proc)
+
+
+def test_qos_follows_rep_2003_and_can_be_overridden(tiny_checkpoint, tmp_path):
+    from rclpy.qos import ReliabilityPolicy
+    overrides = tmp_path / "qos.yaml"
+    overrides.write_text("/**:\n  ros__parameters:\n    qos_overrides:\n      /depth:\n        publisher:\n"
+                         "          reliability: best_effort\n")
+    proc = start_node({"model_path": str(tiny_checkpoint), "backend": "torch"},
+                      extra=["-r", "__node:=depth_node_q", "--params-file", str(overrides)], log=tmp_path / "log")
+    client = Client("test_client_q")
+    try:
+        assert client.wait_for_node(90), (tmp_path / "log").read_text()
+
+        def reliability(topic):
+            infos = [i for i in client.node.get_publishers_info_by_topic(topic) if i.node_name == "depth_node_q"]
+            return infos[0].qos_profile.reliability if infos else None
+
+        assert client.spin_until(lambda: reliability("/depth") is not None, 10)
+        assert reliability("/depth") == ReliabilityPolicy.BEST_EFFORT  # changed from the parameters file
+        assert reliability("/depth/camera_info") == ReliabilityPolicy.RELIABLE  # the default
+        # the camera publishes best effort; a reliable subscriber (depth_image_proc's default) gets depth
+        cam = client.node.get_publishers_info_by_topic("/image")
+        assert all(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in cam)
+        for _ in range(30):
+            client.pub_image.publish(image_msg(_rgb(5)))
+            if client.spin_until(lambda: bool(client.received["depth/camera_info"]), 0.3):
+                break
+        subs = [i for i in client.node.get_subscriptions_info_by_topic("/depth/camera_info")
+                if i.node_name == "test_client_q"]
+        assert subs[0].qos_profile.reliability == ReliabilityPolicy.RELIABLE
+        assert client.received["depth/camera_info"]
+    finally:
+        client.close()
+        stop_node(proc)
