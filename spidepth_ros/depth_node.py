@@ -90,6 +90,7 @@ class DepthNode(Node):
         self.latencies: deque = deque(maxlen=50)
         self.dropped = self.errors = 0
         self.last_error = ""
+        self.idle = False
         self._error_said: dict[str, float] = {}  # reason -> when it was last logged
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -186,7 +187,19 @@ class DepthNode(Node):
         missed = self._missed(info)
         self.dropped += missed
         self.rates["in"].tick(1 + missed)
+        if self._idle_now():
+            return
         self._handle(msg, time.monotonic())
+
+    def _idle_now(self) -> bool:
+        """No one subscribes to any output: skip the network (robots share one computer among many nodes)."""
+        outputs = (self.pub_depth, self.pub_info, self.pub_colored, self.pub_points)
+        idle = all(pub.get_subscription_count() == 0 for pub in outputs)
+        if idle != self.idle:
+            self.get_logger().info("no subscribers: idle, not running the network" if idle
+                                   else "a subscriber appeared: running the network again")
+            self.idle = idle
+        return idle
 
     def _on_image_only(self, msg) -> None:
         """rclpy without message info (Humble): dropped frames cannot be counted."""
@@ -283,9 +296,10 @@ class DepthNode(Node):
         in_hz, out_hz = self.rates["in"].hz(), self.rates["out"].hz()
         latency = 1000 * float(np.mean(self.latencies)) if self.latencies else float("nan")
         status = DiagnosticStatus(name=f"{self.get_name()}: depth", hardware_id=self.predictor.backend.name)
-        stalled = in_hz > 0 and out_hz == 0
+        stalled = in_hz > 0 and out_hz == 0 and not self.idle
         status.level = DiagnosticStatus.WARN if stalled else DiagnosticStatus.OK
-        status.message = "no output while images arrive" if stalled else "ok"
+        status.message = ("no output while images arrive" if stalled
+                          else "idle: no subscribers" if self.idle else "ok")
         values = {"input_rate_hz": f"{in_hz:.2f}", "output_rate_hz": f"{out_hz:.2f}", "latency_ms": f"{latency:.1f}",
                   "backend": self.predictor.backend.name, "dropped_frames": str(self.dropped),
                   "bad_frames": str(self.errors), "scale_policy": self.p["scale_policy"],

@@ -253,3 +253,44 @@ def test_qos_follows_rep_2003_and_can_be_overridden(tiny_checkpoint, tmp_path):
     finally:
         client.close()
         stop_node(proc)
+
+
+def test_idle_without_subscribers_and_back(tiny_checkpoint, tmp_path):
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    proc = start_node({"model_path": str(tiny_checkpoint), "backend": "torch"},
+                      extra=["-r", "__node:=depth_node_idle"], log=tmp_path / "log")
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("camera_only", context=context)  # publishes images, listens to diagnostics only
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    camera = node.create_publisher(Image, "image", qos_profile_sensor_data)
+    diags: list = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.append(
+        {kv.key: kv.value for kv in m.status[0].values} | {"message": m.status[0].message}), 10)
+
+    def stream(seconds, until=lambda: False):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not until():
+            camera.publish(image_msg(_rgb(6)))
+            executor.spin_once(timeout_sec=0.1)
+
+    try:
+        stream(90, until=lambda: camera.get_subscription_count() > 0)
+        stream(4)
+        assert diags and diags[-1]["message"] == "idle: no subscribers"
+        assert float(diags[-1]["input_rate_hz"]) > 0 and float(diags[-1]["output_rate_hz"]) == 0
+        got: list = []
+        node.create_subscription(Image, "depth", got.append, 10)
+        stream(30, until=lambda: len(got) >= 3)
+        assert len(got) >= 3  # inference resumed for the new subscriber
+        stream(3)
+        assert diags[-1]["message"] == "ok" and float(diags[-1]["output_rate_hz"]) > 0
+        assert "idle, not running the network" in (tmp_path / "log").read_text()
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        stop_node(proc)
