@@ -44,6 +44,10 @@ def image_qos() -> QoSProfile:
 ERROR_LOG_PERIOD = 5.0  # seconds between two log lines for the same bad-frame reason
 
 
+def _seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
 def _short(exc: BaseException | str, limit: int = 200) -> str:
     """First line of an error, cut to ``limit`` characters (for logs and /diagnostics)."""
     text = str(exc).strip()
@@ -85,6 +89,9 @@ class DepthNode(Node):
         self._last_seq: dict = {}
         self._make_io()
         self._info: tuple[CameraInfo, np.ndarray, float] | None = None  # message, its K, arrival
+        self._infos: deque[tuple[CameraInfo, np.ndarray]] = deque(maxlen=30)  # recent ones, for exact sync
+        self._pending: tuple | None = None  # exact sync: the newest image still waiting for its camera_info
+        self.unmatched = 0
         self._fallback_said = False
         self.rates = {"in": _Rate(), "out": _Rate()}
         self.latencies: deque = deque(maxlen=50)
@@ -189,7 +196,28 @@ class DepthNode(Node):
         self.rates["in"].tick(1 + missed)
         if self._idle_now():
             return
-        self._handle(msg, time.monotonic())
+        if self.p["camera_info_sync"] == "exact":
+            self._sync_exact(msg, time.monotonic())
+        else:
+            self._handle(msg, time.monotonic())
+
+    def _sync_exact(self, msg, arrived: float) -> None:
+        """Process the image with the camera_info of its stamp; without one yet, it waits for it (newest only)."""
+        entry = self._info_for(msg.header.stamp)
+        if entry is None:
+            if self._pending is not None:
+                self.unmatched += 1  # replaced before its camera_info came
+            self._pending = (msg, arrived)
+            return
+        self._handle(msg, arrived, entry)
+
+    def _info_for(self, stamp) -> tuple[CameraInfo, np.ndarray] | None:
+        """The recent camera_info whose stamp is within camera_info_tolerance of ``stamp``."""
+        t = _seconds(stamp)
+        best = min(self._infos, key=lambda e: abs(_seconds(e[0].header.stamp) - t), default=None)
+        if best is None or abs(_seconds(best[0].header.stamp) - t) > self.p["camera_info_tolerance"]:
+            return None
+        return best
 
     def _idle_now(self) -> bool:
         """No one subscribes to any output: skip the network (robots share one computer among many nodes)."""
@@ -217,13 +245,25 @@ class DepthNode(Node):
 
     def _on_info(self, msg: CameraInfo) -> None:
         K = conv.camera_info_K(msg)
-        if K is not None:
-            self._info = (msg, K, time.monotonic())
+        if K is None:
+            return
+        self._info = (msg, K, time.monotonic())
+        self._infos.append((msg, K))
+        if self._pending is not None:  # exact sync: the image that waited for this camera_info
+            entry = self._info_for(self._pending[0].header.stamp)
+            if entry is not None:
+                (image, arrived), self._pending = self._pending, None
+                self._handle(image, arrived, entry)
 
-    def _intrinsics(self, hw: tuple[int, int]) -> tuple[np.ndarray, CameraInfo | None]:
-        """K for an image of size hw, from camera_info if fresh, else the fallback parameters."""
-        if self._info is not None and time.monotonic() - self._info[2] <= self.p["camera_info_timeout"]:
-            info, K, _ = self._info
+    def _intrinsics(self, hw: tuple[int, int],
+                    entry: tuple[CameraInfo, np.ndarray] | None = None) -> tuple[np.ndarray, CameraInfo | None]:
+        """K for an image of size hw: from ``entry`` (exact sync), else the newest camera_info if fresh, else
+        the fallback parameters."""
+        if entry is None and self._info is not None and \
+                time.monotonic() - self._info[2] <= self.p["camera_info_timeout"]:
+            entry = self._info[:2]
+        if entry is not None:
+            info, K = entry
             if (info.height, info.width) != hw and info.height and info.width:
                 K = resize_intrinsics(K, (info.height, info.width), hw)
             return K, info
@@ -237,9 +277,9 @@ class DepthNode(Node):
         return K, None
 
     # -- work ----------------------------------------------------------------------
-    def _handle(self, msg, arrived: float) -> None:
+    def _handle(self, msg, arrived: float, entry: tuple[CameraInfo, np.ndarray] | None = None) -> None:
         try:
-            self.process(msg, arrived)
+            self.process(msg, arrived, entry)
         except ValueError as exc:
             self._bad_frame(f"dropped a frame: {_short(exc)}")
         except Exception as exc:  # keep serving; report what happened
@@ -257,9 +297,10 @@ class DepthNode(Node):
             self._error_said[reason] = now
             self.get_logger().error(text)
 
-    def process(self, msg, arrived: float) -> None:
+    def process(self, msg, arrived: float, entry: tuple[CameraInfo, np.ndarray] | None = None) -> None:
+        """Depth for one image; ``entry`` is its (camera_info, K) under exact sync."""
         rgb = conv.image_to_rgb(msg, self.p["max_image_pixels"])
-        K_in, info = self._intrinsics(rgb.shape[:2])
+        K_in, info = self._intrinsics(rgb.shape[:2], entry)
         predictor = self.predictor
         result = predictor.predict(rgb, K_in, output_size=self.p["output_size"])
         depth, K = result.depth, result.K
@@ -302,7 +343,8 @@ class DepthNode(Node):
                           else "idle: no subscribers" if self.idle else "ok")
         values = {"input_rate_hz": f"{in_hz:.2f}", "output_rate_hz": f"{out_hz:.2f}", "latency_ms": f"{latency:.1f}",
                   "backend": self.predictor.backend.name, "dropped_frames": str(self.dropped),
-                  "bad_frames": str(self.errors), "scale_policy": self.p["scale_policy"],
+                  "bad_frames": str(self.errors), "unmatched_frames": str(self.unmatched),
+                  "scale_policy": self.p["scale_policy"],
                   "scale": f"{self.scale.scale:.4f}", "model": str(self.predictor.model_path),
                   "model_status": self.model_status, "last_error": self.last_error}
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]

@@ -28,6 +28,11 @@ PARAMETERS = {
     "point_max_range": (40.0, "points farther than this (metres) are NaN in the cloud", (0.1, 10000.0), False),
     "point_color": (True, "add rgb to the point cloud (xyzrgb) or not (xyz)", None, False),
     "reliability": ("reliable", "publisher reliability: reliable | best_effort", ("reliable", "best_effort"), True),
+    "camera_info_sync": ("latest", "latest: the newest camera_info; exact: the one stamped like the image "
+                         "(within camera_info_tolerance); an image waits for it, unmatched ones are counted",
+                         ("latest", "exact"), False),
+    "camera_info_tolerance": (0.001, "seconds between image and camera_info stamps that still match (exact)",
+                              (0.0, 1.0), False),
     "camera_info_timeout": (1.0, "seconds without camera_info before falling back to fx/fy/cx/cy",
                             (0.0, 3600.0), False),
     "fx": (0.0, "fallback focal length x (pixels of the input image); 0 = 0.58 x width", (0.0, 1e6), False),
