@@ -9,19 +9,18 @@ from tqdm import tqdm
 
 from .data.folder import list_images, read_rgb
 from .inference import Predictor
-from .viz import colorize_depth
+from .viz import preview
 
 
 def write_depth(out_dir: Path, stem: str, depth: np.ndarray, image: np.ndarray | None = None) -> None:
-    """<stem>_depth.png (uint16 mm, 0 = invalid), <stem>_depth.npy, <stem>_preview.png."""
+    """<stem>_depth.png (uint16 mm, 0 = invalid), <stem>_depth.npy, <stem>_preview.png (camera above depth,
+    960 px wide, with a colour bar in metres)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     mm = np.where(np.isfinite(depth), np.clip(depth * 1000.0, 0, 65535), 0).astype(np.uint16)
     cv2.imwrite(str(out_dir / f"{stem}_depth.png"), mm)
     np.save(out_dir / f"{stem}_depth.npy", depth.astype(np.float32))
-    preview = colorize_depth(depth)
-    if image is not None:
-        preview = np.concatenate([image, preview], axis=0)
-    cv2.imwrite(str(out_dir / f"{stem}_preview.png"), cv2.cvtColor(preview, cv2.COLOR_RGB2BGR))
+    picture = preview(image, depth)
+    cv2.imwrite(str(out_dir / f"{stem}_preview.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
 
 def predict_path(input_path: str | Path, output: str | Path, model: str | None = None,

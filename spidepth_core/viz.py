@@ -1,20 +1,70 @@
-"""Colour maps for depth previews."""
+"""Colour maps and readable previews for depth."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+PREVIEW_WIDTH = 960  # pixels: previews are scaled to this width so that they can be judged by eye
+BAR_HEIGHT = 44
 
-def colorize_depth(depth: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
-    """depth HxW metres -> HxWx3 uint8 RGB (near = warm). NaN / non-positive -> black."""
+
+def depth_limits(depth: np.ndarray) -> tuple[float, float] | None:
+    """(near, far) metres that a preview spans: the 5th and 95th percentiles of inverse depth."""
     valid = np.isfinite(depth) & (depth > 0)
     if not valid.any():
+        return None
+    inv = 1.0 / depth[valid]
+    return 1.0 / float(np.percentile(inv, 95)), 1.0 / float(np.percentile(inv, 5))
+
+
+def _colormap(norm: np.ndarray) -> np.ndarray:
+    bgr = cv2.applyColorMap((np.clip(norm, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_MAGMA)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def colorize_depth(depth: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
+    """depth HxW metres -> HxWx3 uint8 RGB, linear in inverse depth (near = bright). NaN / non-positive ->
+    black. ``vmin``/``vmax`` (metres) fix the range; by default it follows ``depth_limits``."""
+    valid = np.isfinite(depth) & (depth > 0)
+    limits = depth_limits(depth)
+    if limits is None:
         return np.zeros((*depth.shape, 3), np.uint8)
+    near, far = vmin or limits[0], vmax or limits[1]
     inv = np.zeros_like(depth, dtype=np.float32)
     inv[valid] = 1.0 / depth[valid]
-    lo = 1.0 / vmax if vmax else float(np.percentile(inv[valid], 5))
-    hi = 1.0 / vmin if vmin else float(np.percentile(inv[valid], 95))
-    norm = np.clip((inv - lo) / max(hi - lo, 1e-9), 0, 1)
-    rgb = cv2.cvtColor(cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB)
+    norm = (inv - 1.0 / far) / max(1.0 / near - 1.0 / far, 1e-9)
+    rgb = _colormap(norm)
     rgb[~valid] = 0
     return rgb
+
+
+def colour_bar(width: int, near: float, far: float) -> np.ndarray:
+    """A BAR_HEIGHT x width strip: the colour scale from far (left) to near (right), labelled in metres."""
+    strip = np.zeros((BAR_HEIGHT, width, 3), np.uint8)
+    strip[:BAR_HEIGHT // 2] = _colormap(np.linspace(0, 1, width)[None, :])
+    for frac in np.linspace(0, 1, 5):
+        inv = 1.0 / far + frac * (1.0 / near - 1.0 / far)
+        x = int(round(frac * (width - 1)))
+        label = f"{1.0 / inv:.1f} m"
+        (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        cv2.putText(strip, label, (min(max(x - tw // 2, 0), width - tw), BAR_HEIGHT - 6),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return strip
+
+
+def preview(image: np.ndarray | None, depth: np.ndarray, gt: np.ndarray | None = None,
+            width: int = PREVIEW_WIDTH) -> np.ndarray:
+    """Camera image above coloured depth (and ground truth, same colours), scaled to ``width``, with a
+    colour bar in metres: an RGB uint8 picture."""
+    limits = depth_limits(gt if gt is not None else depth) or (1.0, 2.0)
+    height = int(round(depth.shape[0] * width / depth.shape[1]))
+
+    def fit(rgb: np.ndarray) -> np.ndarray:
+        return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if rgb.shape[1] > width
+                          else cv2.INTER_NEAREST)
+
+    panels = [] if image is None else [fit(image)]
+    panels.append(fit(colorize_depth(depth, *limits)))
+    if gt is not None:
+        panels.append(fit(colorize_depth(np.where(gt > 0, gt, np.nan), *limits)))
+    return np.concatenate([*panels, colour_bar(width, *limits)], axis=0)

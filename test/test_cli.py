@@ -18,7 +18,22 @@ def test_predict_writes_depth_outputs(tiny_checkpoint, world_dir, tmp_path):
     npy = np.load(tmp_path / "000003_depth.npy")
     assert png.dtype == np.uint16 and png.shape == (64, 192) and npy.shape == (64, 192)
     assert np.allclose(png / 1000.0, npy, atol=1e-3)
-    assert cv2.imread(str(tmp_path / "000003_preview.png")).shape == (128, 192, 3)
+    # readable: camera above depth at 960 px wide, then a 44 px colour bar
+    assert cv2.imread(str(tmp_path / "000003_preview.png")).shape == (320 + 320 + 44, 960, 3)
+
+
+def test_preview_colour_bar_matches_the_depth_colours():
+    from spidepth_core.viz import colorize_depth, depth_limits, preview
+    depth = np.tile(np.geomspace(2.0, 40.0, 192, dtype=np.float32), (64, 1))
+    gt = depth * 1.1
+    picture = preview(None, depth, gt=gt)
+    assert picture.shape == (320 + 320 + 44, 960, 3)  # prediction, ground truth, bar
+    near, far = depth_limits(gt)
+    bar = picture[640:640 + 22].astype(int)
+    assert bar[:, 0].mean() < bar[:, -1].mean()  # far (left, dark) to near (right, bright)
+    # the pixel of the depth panel whose depth is ~near has the bar's right-end colour
+    same = colorize_depth(np.full((1, 1), near, np.float32), near, far)[0, 0]
+    assert np.abs(bar[10, -1] - same).max() <= 2
 
 
 def test_predict_folder_and_errors(tiny_checkpoint, world_dir, tmp_path, capsys):
