@@ -195,7 +195,12 @@ def cmd_export_gt(args) -> int:
 def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="errors against ground-truth depth (a benchmark protocol or GT folders)")
     p.add_argument("--model", help="checkpoint / ONNX / engine (default: bundled)")
-    p.add_argument("--data", required=True, help="benchmark root, or a folder of sequences with depth/ GT")
+    p.add_argument("--data", help="benchmark root, or a folder of sequences with depth/ GT")
+    p.add_argument("--bag", help="a rosbag2 recording (or a folder of them) instead of --data")
+    p.add_argument("--image-topic", help="with --bag: Image or CompressedImage topic")
+    p.add_argument("--camera-info-topic", help="with --bag: CameraInfo topic")
+    p.add_argument("--depth-topic", help="with --bag: depth ground truth (16UC1 mm or 32FC1 m, paired by stamp); "
+                   "without it, the self-supervised photometric error is reported (needs a .pt checkpoint)")
     p.add_argument("--protocol", choices=["kitti_eigen", "cityscapes", "make3d"],
                    help="benchmark protocol (default: GT folders)")
     p.add_argument("--split", help="kitti_eigen: the Eigen test split file; cityscapes: test_files.txt (GT order)")
@@ -318,6 +323,10 @@ def cmd_evaluate(args) -> int:
         print(f"scale: camera_height policy ({height}{'' if height == 'poses' else ' m'}), no median scaling")
     else:
         print(f"median scaling: {'on' if median else 'off'} ({'metric' if metric else 'self-supervised'} model)")
+    if args.bag:
+        return _evaluate_bag(args, predictor, height)
+    if not args.data:
+        raise ValueError("give --data (a benchmark root or GT folders) or --bag")
     if args.protocol:
         from .evaluate import evaluate_protocol
         result = evaluate_protocol(args.protocol, predictor, args.data, median, args.split, args.gt)
@@ -325,6 +334,34 @@ def cmd_evaluate(args) -> int:
         result = evaluate_sequences(predictor, find_sequences(args.data), median_scaling=median,
                                     max_depth=args.max_depth, camera_height=height)
     print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def _evaluate_bag(args, predictor, height: str | None) -> int:
+    """A recording: metrics against its depth topic (median-scaled and metric), or the photometric error."""
+    import json
+
+    from .evaluate import bag_ground_truth, bag_photometric_error, evaluate_sequences
+    from .metrics import format_table
+    if not args.image_topic:
+        raise ValueError("--bag needs --image-topic")
+    if not args.depth_topic:
+        if Path(predictor.model_path).suffix not in (".pt", ".pth"):
+            raise ValueError("the photometric error needs a .pt checkpoint (it holds the pose net)")
+        error = bag_photometric_error(predictor.model_path, args.bag, args.image_topic, args.camera_info_topic)
+        print(f"no depth topic: self-supervised photometric error {error:.4f} (lower is better; compare models "
+              f"on the same bag)")
+        result: dict = {"photometric": error}
+    else:
+        sequences = bag_ground_truth(args.bag, args.image_topic, args.depth_topic, args.camera_info_topic)
+        scaled = evaluate_sequences(predictor, sequences, True, max_depth=args.max_depth)
+        metric = evaluate_sequences(predictor, sequences, False, max_depth=args.max_depth, camera_height=height)
+        print(f"median-scaled ({scaled['images']} frames):\n{format_table(scaled)}")
+        print(f"{'camera_height policy' if height else 'metric (no scaling)'}:\n{format_table(metric)}")
+        print(f"scale stability: the per-frame median scale varies by {100 * scaled['scale_std']:.1f}% (std/mean)")
+        result = {"median_scaled": scaled, "metric": metric}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

@@ -1,6 +1,7 @@
 """Evaluation of a model against ground-truth depth (synthetic world and folder sources)."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -31,6 +32,8 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
         gt = seq.depth(i)
         if gt is None or i % every:
             continue
+        if gt.shape != pred.shape:  # e.g. a depth camera at another resolution than the colour one
+            pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
         mask = (gt > min_depth) & (gt < max_depth)
         if not mask.any():
             continue
@@ -76,3 +79,43 @@ def evaluate_protocol(name: str, predictor, root, median_scaling: bool, split=No
     result = {k: v for k, v in mean_errors(rows).items() if k in protocol.metrics}
     result["images"] = len(rows)
     return result
+
+
+def bag_ground_truth(bag, image_topic: str, depth_topic: str, info_topic: str | None = None,
+                     cache_dir: str | None = None) -> list:
+    """Every frame of a recording, with the depth frame stamped like it as ground truth (a sequence list
+    for ``evaluate_sequences``). Decoded once into the bag cache."""
+    from .data.bag import bag_sequences
+    sequences, _ = bag_sequences(bag, image_topic, info_topic, cache_dir=cache_dir, min_motion=0.0,
+                                 depth_topic=depth_topic)
+    return sequences
+
+
+def bag_photometric_error(model, bag, image_topic: str, info_topic: str | None = None,
+                          cache_dir: str | None = None) -> float:
+    """Mean self-supervised photometric error of a checkpoint (depth and pose nets) over a recording's
+    frame triplets: a way to compare two models on a bag without ground truth (lower is better)."""
+    import tempfile
+
+    from .checkpoint import read_checkpoint
+    from .config import load_config
+    from .trainer import Trainer
+    ckpt = read_checkpoint(model)
+    if "pose_state_dict" not in ckpt:
+        raise ValueError(f"{model} holds no pose net, which the photometric error needs (a training run's "
+                         "best.pt or last.pt, or the bundled model, hold one)")
+    pose = ckpt.get("pose_config") or {"kind": ckpt.get("pose_kind")}
+    with tempfile.TemporaryDirectory() as run:
+        overrides = ["data.source=bag", f"data.path={bag}", f"data.image_topic={image_topic}",
+                     "data.val_fraction=0", f"model.init={model}", f"model.name={ckpt.get('model_name', 'custom')}",
+                     f"pose.kind={pose['kind']}", "train.flip=0", "train.color_jitter=0", "train.workers=0",
+                     f"run.out_dir={run}"]
+        if pose.get("backbone"):
+            overrides.append(f"pose.backbone={pose['backbone']}")
+        if info_topic:
+            overrides.append(f"data.camera_info_topic={info_topic}")
+        if cache_dir:
+            overrides.append(f"data.cache_dir={cache_dir}")
+        trainer = Trainer(load_config(None, overrides), resume=False)
+        trainer.val_ds = trainer.train_ds  # every triplet, without augmentation
+        return trainer.validate()["photometric"]

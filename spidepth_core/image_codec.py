@@ -91,3 +91,20 @@ def message_to_rgb(msg, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if hasattr(msg, "format"):
         return compressed_to_rgb(msg.data, msg.format, max_pixels)
     return raw_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian, max_pixels)
+
+
+def depth_to_metres(encoding: str, height: int, width: int, step: int, data, is_bigendian: int = 0) -> np.ndarray:
+    """A depth Image's fields -> HxW float32 metres, 0 where invalid: 16UC1 in millimetres (0 invalid) or
+    32FC1 in metres (NaN, inf or <= 0 invalid), as RGB-D drivers publish them."""
+    sizes = {"16UC1": 2, "mono16": 2, "32FC1": 4}
+    if encoding not in sizes:
+        raise ValueError(f"depth encoding {encoding!r}: use 16UC1 (millimetres) or 32FC1 (metres)")
+    buf = np.frombuffer(bytes(data) if not isinstance(data, np.ndarray) else data.tobytes(), np.uint8)
+    row = width * sizes[encoding]
+    if step < row or buf.size != step * height:
+        raise ValueError(f"depth data length {buf.size} does not match {width}x{height} {encoding} with step {step}")
+    rows = buf.reshape(height, step)[:, :row].copy()
+    if sizes[encoding] == 2:
+        return (rows.view(">u2" if is_bigendian else "<u2").reshape(height, width) / 1000.0).astype(np.float32)
+    metres = rows.view(">f4" if is_bigendian else "<f4").reshape(height, width).astype(np.float32)
+    return np.where(np.isfinite(metres) & (metres > 0), metres, 0.0).astype(np.float32)

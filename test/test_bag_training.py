@@ -138,3 +138,44 @@ def test_finetune_benchmark_reports_each_learning_rate(tiny_checkpoint, tmp_path
         assert torch.load(run / "last.pt", weights_only=True)["progress"]["global_step"] == 3
         assert row["change"] == pytest.approx(row["after"]["abs_rel"] / before - 1)
     assert "| learning rate |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
+def test_evaluate_on_a_recording_with_a_depth_topic(tiny_checkpoint, tmp_path, monkeypatch, capsys, encoding):
+    import json
+    monkeypatch.setenv("HOME", str(tmp_path))  # the bag cache lives under ~/.cache
+    generate(tmp_path / "gt", [30], 12, H, W, workers=1)
+    seq = find_sequences(tmp_path / "gt")[0]
+    bag = tmp_path / "rgbd"  # recorded as an RGB-D camera would: colour, camera_info and aligned depth
+    write_camera_bag(bag, (seq.image(i) for i in range(len(seq))), seq.K, depth_encoding=encoding,
+                     depths=(seq.depth(i) for i in range(len(seq))))
+    report = tmp_path / "report.json"
+    assert main(["evaluate", "--model", str(tiny_checkpoint), "--backend", "torch", "--bag", str(bag),
+                 "--image-topic", "/camera/image_raw", "--camera-info-topic", "/camera/camera_info",
+                 "--depth-topic", "/camera/depth/image", "--max-depth", "60", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "median-scaled (12 frames)" in out and "metric (no scaling)" in out and "scale stability" in out
+    got = json.loads(report.read_text())
+    # the same frames from folders; up to 60 m, as 16UC1 ends at 65.535 m
+    direct = evaluate_sequences(Predictor(tiny_checkpoint, "torch"), [seq], max_depth=60.0)
+    tolerance = 2e-3 if encoding == "16UC1" else 1e-6  # millimetre rounding
+    assert got["median_scaled"]["abs_rel"] == pytest.approx(direct["abs_rel"], rel=tolerance)
+    assert got["metric"]["abs_rel"] != pytest.approx(got["median_scaled"]["abs_rel"])
+
+
+def test_evaluate_on_a_recording_without_depth_gives_the_photometric_error(world_dir, tmp_path, monkeypatch,
+                                                                            capsys):
+    import json
+    monkeypatch.setenv("HOME", str(tmp_path))
+    _bag(tmp_path / "plain", 31, 12)
+    run = tmp_path / "run"  # a checkpoint with its pose net
+    assert main(["train", *tiny_overrides(world_dir, run, **{"train.max_steps": 2})]) == 0
+    capsys.readouterr()
+    args = ["evaluate", "--backend", "torch", "--bag", str(tmp_path / "plain"), "--image-topic", "/camera/image_raw",
+            "--camera-info-topic", "/camera/camera_info"]
+    assert main([*args, "--model", str(run / "last.pt"), "--json", str(tmp_path / "p.json")]) == 0
+    assert "self-supervised photometric error" in capsys.readouterr().out
+    error = json.loads((tmp_path / "p.json").read_text())["photometric"]
+    assert 0 < error < 1
+    tiny = tmp_path / "tiny.onnx"
+    assert main([*args, "--model", str(tiny)]) == 2  # not a checkpoint: said, not crashed

@@ -2,6 +2,7 @@
 for training, and writing camera streams (the sample recording, synthetic bags)."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -91,12 +92,51 @@ def _thumb(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (80, max(8, 80 * gray.shape[0] // gray.shape[1])), interpolation=cv2.INTER_AREA)
 
 
+DEPTH_MATCH_NS = 20_000_000  # a depth frame pairs with the image stamped within 20 ms of it
+
+
+def _index_depth(bag: Path, depth_topic: str, folder: Path) -> np.ndarray:
+    """Write every depth frame of ``depth_topic`` as <header stamp ns>.npy (metres); sorted stamps."""
+    from rosbags.highlevel import AnyReader
+
+    from ..image_codec import depth_to_metres
+    folder.mkdir(parents=True, exist_ok=True)
+    stamps = []
+    with AnyReader([bag], default_typestore=_typestore()) as reader:
+        conns = [c for c in reader.connections if c.topic == depth_topic]
+        if not conns:
+            listing = ", ".join(sorted({c.topic for c in reader.connections}))
+            raise ValueError(f"depth topic {depth_topic!r} is not in {bag}; it has: {listing}")
+        for conn, _, raw in reader.messages(connections=conns):
+            msg: Any = reader.deserialize(raw, conn.msgtype)
+            stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            depth = depth_to_metres(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
+            np.save(folder / f"{stamp}.npy", depth)
+            stamps.append(stamp)
+    return np.array(sorted(stamps), dtype=np.int64)
+
+
+def _take_depth(stamps: np.ndarray, folder: Path, header_stamp: int, target: Path) -> bool:
+    """Move the depth frame stamped nearest ``header_stamp`` (within DEPTH_MATCH_NS) to ``target``."""
+    if not len(stamps):
+        return False
+    i = int(np.argmin(np.abs(stamps - header_stamp)))
+    source = folder / f"{stamps[i]}.npy"
+    if abs(int(stamps[i]) - header_stamp) > DEPTH_MATCH_NS or not source.is_file():
+        return False
+    target.parent.mkdir(exist_ok=True)
+    source.replace(target)
+    return True
+
+
 def decode_bag(bag: Path, out: Path, image_topic: str, info_topic: str | None, intrinsics: str | None,
-               min_motion: float = 1.0) -> Path:
+               min_motion: float = 1.0, depth_topic: str | None = None) -> Path:
     """Decode a bag once into an image folder (skipping frames that barely differ from the last kept one).
 
     ``min_motion``: mean absolute grey-level change (0..255, on an 80-pixel-wide thumbnail) a frame
     needs over the previous kept frame. Writes frames, stamps.txt, intrinsics.yaml, then ``.complete``.
+    With ``depth_topic`` (16UC1 mm or 32FC1 m), the depth frame paired by header stamp with each kept
+    image goes to depth/<frame>.npy, the folder layout evaluation reads ground truth from.
     """
     import yaml
     from tqdm import tqdm
@@ -105,10 +145,12 @@ def decode_bag(bag: Path, out: Path, image_topic: str, info_topic: str | None, i
     if (out / ".complete").is_file():
         return out
     out.mkdir(parents=True, exist_ok=True)
+    by_stamp = out / ".depth_by_stamp"
+    depth_stamps = _index_depth(bag, depth_topic, by_stamp) if depth_topic else np.zeros(0, np.int64)
     K = size = last = None
-    stamps, seen, kept = [], 0, 0
-    for stamp, rgb, K_msg, _ in tqdm(read_camera(bag, image_topic, info_topic), desc=f"decoding {bag.name}",
-                                     unit="msg"):
+    stamps, seen, kept, paired = [], 0, 0, 0
+    for stamp, rgb, K_msg, msg in tqdm(read_camera(bag, image_topic, info_topic), desc=f"decoding {bag.name}",
+                                       unit="msg"):
         if rgb is None:
             if K is None and K_msg is not None:
                 K = K_msg
@@ -123,10 +165,15 @@ def decode_bag(bag: Path, out: Path, image_topic: str, info_topic: str | None, i
             continue
         last = thumb
         cv2.imwrite(str(out / f"{kept:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        header = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        paired += _take_depth(depth_stamps, by_stamp, header, out / "depth" / f"{kept:06d}.npy")
         stamps.append(stamp)
         kept += 1
     if seen == 0 or size is None:
         raise ValueError(f"no images on {image_topic} in {bag}")
+    if depth_topic and paired == 0:
+        raise ValueError(f"{bag}: no depth frame on {depth_topic} is stamped like an image on {image_topic}")
+    shutil.rmtree(by_stamp, ignore_errors=True)
     if intrinsics:
         K, k_size = load_intrinsics(intrinsics)
         if k_size is not None and tuple(k_size) != tuple(size):
@@ -138,7 +185,7 @@ def decode_bag(bag: Path, out: Path, image_topic: str, info_topic: str | None, i
     np.savetxt(out / "stamps.txt", np.array(stamps, dtype=np.int64), fmt="%d")
     (out / "intrinsics.yaml").write_text(yaml.safe_dump(dict(
         fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]), height=int(size[0]),
-        width=int(size[1]), source=str(bag), frames_seen=seen, frames_kept=kept)))
+        width=int(size[1]), source=str(bag), frames_seen=seen, frames_kept=kept, depth_frames=paired)))
     (out / ".complete").touch()
     return out
 
@@ -165,7 +212,7 @@ class SubSequence:
 
 def bag_sequences(path: str | Path, image_topic: str | None, info_topic: str | None = None,
                   intrinsics: str | None = None, cache_dir: str | None = None, val_fraction: float = 0.0,
-                  min_motion: float = 1.0) -> tuple[list, list]:
+                  min_motion: float = 1.0, depth_topic: str | None = None) -> tuple[list, list]:
     """(train, val) sequences from one or more bags; the last ``val_fraction`` of each bag (in time) is val."""
     import hashlib
 
@@ -175,9 +222,10 @@ def bag_sequences(path: str | Path, image_topic: str | None, info_topic: str | N
     train: list[FolderSequence | SubSequence] = []
     val: list[FolderSequence | SubSequence] = []
     for bag in find_bags(path):
-        tag = hashlib.sha256(f"{bag.resolve()}|{image_topic}|{info_topic}|{intrinsics}|{min_motion}".encode())
+        key = f"{bag.resolve()}|{image_topic}|{info_topic}|{intrinsics}|{min_motion}"
+        tag = hashlib.sha256((key + (f"|{depth_topic}" if depth_topic else "")).encode())
         cache = Path(cache_dir or Path.home() / ".cache" / "spidepth" / "bags") / f"{bag.name}-{tag.hexdigest()[:10]}"
-        seq = FolderSequence(decode_bag(bag, cache, image_topic, info_topic, intrinsics, min_motion))
+        seq = FolderSequence(decode_bag(bag, cache, image_topic, info_topic, intrinsics, min_motion, depth_topic))
         n_val = int(round(len(seq) * val_fraction))
         if n_val >= 3 and len(seq) - n_val >= 3:
             train.append(SubSequence(seq, 0, len(seq) - n_val))
@@ -213,14 +261,30 @@ def _image_msg(ts, rgb: np.ndarray, stamp_ns: int, frame_id: str, encoding: str 
         step=w * 3, data=np.ascontiguousarray(data).reshape(-1))
 
 
+def _depth_msg(ts, depth: np.ndarray, stamp_ns: int, frame_id: str, encoding: str):
+    """Metres (0 or NaN invalid) -> a depth Image: 16UC1 millimetres or 32FC1 metres."""
+    h, w = depth.shape
+    if encoding == "16UC1":
+        px = np.where(np.isfinite(depth), np.clip(np.round(depth * 1000.0), 0, 65535), 0).astype("<u2")
+    elif encoding == "32FC1":
+        px = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype("<f4")
+    else:
+        raise ValueError(f"depth encoding must be 16UC1 or 32FC1, got {encoding!r}")
+    return ts.types["sensor_msgs/msg/Image"](
+        header=_header(ts, stamp_ns, frame_id), height=h, width=w, encoding=encoding, is_bigendian=0,
+        step=w * px.itemsize, data=np.frombuffer(px.tobytes(), np.uint8))
+
+
 def write_camera_bag(path: str | Path, frames: Iterable[np.ndarray], K: np.ndarray, fps: float = 10.0,
                      storage: str = "sqlite3", image_topic: str = "/camera/image_raw",
                      info_topic: str = "/camera/camera_info", frame_id: str = "camera_optical_frame",
                      encoding: str = "rgb8", distro: str = "ROS2_HUMBLE",
-                     start_ns: int = 1_700_000_000 * 10**9) -> Path:
+                     start_ns: int = 1_700_000_000 * 10**9, depths: Iterable[np.ndarray] | None = None,
+                     depth_topic: str = "/camera/depth/image", depth_encoding: str = "32FC1") -> Path:
     """Write RGB frames (HxWx3 uint8) and matching CameraInfo at ``fps`` into a new rosbag2 folder.
 
     ``storage`` is sqlite3 or mcap; ``distro`` names the message definitions (rosbags' ``Stores``).
+    ``depths`` (metres, one per frame) adds a depth topic as an RGB-D camera records it.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
@@ -234,10 +298,16 @@ def write_camera_bag(path: str | Path, frames: Iterable[np.ndarray], K: np.ndarr
     with Writer(path, version=8, storage_plugin=storages[storage]) as writer:
         img_conn = writer.add_connection(image_topic, "sensor_msgs/msg/Image", typestore=ts)
         info_conn = writer.add_connection(info_topic, "sensor_msgs/msg/CameraInfo", typestore=ts)
+        depth_conn = (writer.add_connection(depth_topic, "sensor_msgs/msg/Image", typestore=ts)
+                      if depths is not None else None)
+        depth_iter = iter(depths) if depths is not None else None
         for i, rgb in enumerate(frames):
             stamp = start_ns + int(round(i * 1e9 / fps))
             msg = _image_msg(ts, rgb, stamp, frame_id, encoding)
             writer.write(img_conn, stamp, ts.serialize_cdr(msg, msg.__msgtype__))
             info = _camera_info_msg(ts, K, rgb.shape[0], rgb.shape[1], stamp, frame_id)
             writer.write(info_conn, stamp, ts.serialize_cdr(info, info.__msgtype__))
+            if depth_conn is not None and depth_iter is not None:
+                depth = _depth_msg(ts, next(depth_iter), stamp, frame_id, depth_encoding)
+                writer.write(depth_conn, stamp, ts.serialize_cdr(depth, depth.__msgtype__))
     return path
