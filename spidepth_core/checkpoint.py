@@ -1,6 +1,7 @@
 """One-file checkpoints: weights + the metadata to rebuild and preprocess; written atomically."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -96,6 +97,15 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (what exported ONNX files and engines record as their source)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def model_metadata(model: DepthNet, name: str = "custom") -> dict:

@@ -9,8 +9,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import read_checkpoint
-from .inference.tensorrt import file_sha256
+from .checkpoint import file_sha256, read_checkpoint
 from .models import DepthConfig, DepthNet
 
 OPSET = 17

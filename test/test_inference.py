@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
+from spidepth_core.checkpoint import file_sha256
 from spidepth_core.cli import main
 from spidepth_core.export import TENSORRT_OPS, check_parity, export_onnx, graph_ops
 from spidepth_core.inference import Predictor
@@ -29,7 +30,7 @@ def test_onnx_io_metadata_and_ops(exported):
     assert dims == [1, 1, 64, 192]
     meta = json.loads({p.key: p.value for p in model.metadata_props}["spidepth"])
     assert meta["input_size"] == [64, 192] and meta["depth_range"] == [1e-3, 80.0]
-    assert meta["checkpoint_sha256"] == trt_mod.file_sha256(ckpt)
+    assert meta["checkpoint_sha256"] == file_sha256(ckpt)
     assert graph_ops(path) <= TENSORRT_OPS
     assert min(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")) >= 17
 

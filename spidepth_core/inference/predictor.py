@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..checkpoint import file_sha256
 from ..geometry import resize_intrinsics
 from .backends import OnnxRuntimeBackend, TorchBackend, onnx_file_metadata
-from .tensorrt import file_sha256
 
 log = logging.getLogger("spidepth.inference")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import file_sha256
 from .backends import onnx_file_metadata
 
 log = logging.getLogger("spidepth.tensorrt")
@@ -31,14 +32,6 @@ def _import_trt():
 
 def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "spidepth" / "engines"))
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def engine_key(onnx_sha256: str, trt_version: str, gpu_name: str, compute_capability: tuple[int, int],
