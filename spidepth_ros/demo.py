@@ -35,10 +35,11 @@ def local_dds_env() -> dict:
 
 def sample_recording(cache: Path | None = None) -> Path:
     """The sample rosbag2 (sqlite3), rendered from the synthetic world on first use."""
+    from spidepth_core.cache import cache_dir
     from spidepth_core.data.bag import write_camera_bag
     from spidepth_core.geometry import kitti_intrinsics
     from spidepth_core.synth import render_sequence
-    cache = cache or Path(os.environ.get("SPIDEPTH_CACHE", Path.home() / ".cache" / "spidepth"))
+    cache = cache or cache_dir()
     bag = cache / "sample_camera_bag"
     if (bag / "metadata.yaml").is_file():
         return bag

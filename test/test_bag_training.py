@@ -143,7 +143,7 @@ def test_finetune_benchmark_reports_each_learning_rate(tiny_checkpoint, tmp_path
 @pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])
 def test_evaluate_on_a_recording_with_a_depth_topic(tiny_checkpoint, tmp_path, monkeypatch, capsys, encoding):
     import json
-    monkeypatch.setenv("HOME", str(tmp_path))  # the bag cache lives under ~/.cache
+    monkeypatch.setenv("SPIDEPTH_CACHE", str(tmp_path / "cache"))  # where decoded bags go
     generate(tmp_path / "gt", [30], 12, H, W, workers=1)
     seq = find_sequences(tmp_path / "gt")[0]
     bag = tmp_path / "rgbd"  # recorded as an RGB-D camera would: colour, camera_info and aligned depth
@@ -166,7 +166,7 @@ def test_evaluate_on_a_recording_with_a_depth_topic(tiny_checkpoint, tmp_path, m
 def test_evaluate_on_a_recording_without_depth_gives_the_photometric_error(world_dir, tmp_path, monkeypatch,
                                                                             capsys):
     import json
-    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SPIDEPTH_CACHE", str(tmp_path / "cache"))
     _bag(tmp_path / "plain", 31, 12)
     run = tmp_path / "run"  # a checkpoint with its pose net
     assert main(["train", *tiny_overrides(world_dir, run, **{"train.max_steps": 2})]) == 0

@@ -139,7 +139,7 @@ def test_tensorrt_engine_matches_pytorch_on_gpu(exported, tmp_path, monkeypatch)
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
-    monkeypatch.setenv(trt_mod.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv("SPIDEPTH_CACHE", str(tmp_path))
     ckpt, path = exported
     image = np.random.default_rng(1).integers(0, 255, (64, 192, 3), dtype=np.uint8)
     ref = Predictor(ckpt, "torch").predict(image).depth

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator
 import cv2
 import numpy as np
 
+from ..cache import cache_dir as default_cache
 from ..geometry import valid_intrinsics
 from ..image_codec import message_to_rgb
 
@@ -224,7 +225,7 @@ def bag_sequences(path: str | Path, image_topic: str | None, info_topic: str | N
     for bag in find_bags(path):
         key = f"{bag.resolve()}|{image_topic}|{info_topic}|{intrinsics}|{min_motion}"
         tag = hashlib.sha256((key + (f"|{depth_topic}" if depth_topic else "")).encode())
-        cache = Path(cache_dir or Path.home() / ".cache" / "spidepth" / "bags") / f"{bag.name}-{tag.hexdigest()[:10]}"
+        cache = Path(cache_dir or default_cache("bags")) / f"{bag.name}-{tag.hexdigest()[:10]}"
         seq = FolderSequence(decode_bag(bag, cache, image_topic, info_topic, intrinsics, min_motion, depth_topic))
         n_val = int(round(len(seq) * val_fraction))
         if n_val >= 3 and len(seq) - n_val >= 3:

@@ -55,11 +55,9 @@ def _onnx_for(model: Path, digest: str | None = None) -> Path | None:
 
 def _cached_onnx(checkpoint: Path, digest: str) -> Path:
     """An ONNX export of ``checkpoint`` (sha256 ``digest``) in the cache, exported once, with a message."""
-    import os
-
+    from ..cache import cache_dir
     from ..export import export_onnx
-    root = Path(os.environ.get("SPIDEPTH_CACHE", Path.home() / ".cache" / "spidepth")) / "onnx"
-    path = root / f"{checkpoint.stem}-{digest[:16]}.onnx"
+    path = cache_dir("onnx") / f"{checkpoint.stem}-{digest[:16]}.onnx"
     if not path.is_file():
         log.info("exporting %s to ONNX for onnxruntime: %s", checkpoint, path)
         export_onnx(checkpoint, path)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import cache_dir
 from ..checkpoint import file_sha256
 from .backends import onnx_file_metadata
 
 log = logging.getLogger("spidepth.tensorrt")
 
 DEFAULT_WORKSPACE = 2 << 30
-CACHE_ENV = "SPIDEPTH_ENGINE_CACHE"
 
 
 def _import_trt():
@@ -28,10 +28,6 @@ def _import_trt():
     except ImportError as exc:
         raise RuntimeError("the TensorRT backend needs `pip install .[tensorrt]` (tensorrt) and an NVIDIA GPU") from exc
     return trt
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "spidepth" / "engines"))
 
 
 def engine_key(onnx_sha256: str, trt_version: str, gpu_name: str, compute_capability: tuple[int, int],
@@ -49,7 +45,7 @@ def key_digest(key: dict) -> str:
 
 
 def engine_path(onnx: Path, key: dict, root: Path | None = None) -> Path:
-    return (root or cache_dir()) / f"{onnx.stem}.{key_digest(key)}.engine"
+    return (root or cache_dir("engines")) / f"{onnx.stem}.{key_digest(key)}.engine"
 
 
 def read_sidecar(engine: Path) -> dict:
