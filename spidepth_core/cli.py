@@ -63,6 +63,13 @@ def _add_predict(sub) -> None:
     p.add_argument("--model", help="checkpoint / ONNX / engine (default: the bundled model)")
     p.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
     p.add_argument("--output", default="depth_out", help="output folder (default: depth_out)")
+    p.add_argument("--scale-policy", default="none", choices=["none", "fixed", "camera_height"],
+                   help="as the node's: none, fixed (x --depth-scale), camera_height (ground fit)")
+    p.add_argument("--depth-scale", type=float, default=1.0)
+    p.add_argument("--camera-height", type=float, default=1.5, help="metres, for --scale-policy camera_height")
+    p.add_argument("--intrinsics", help="camera YAML (fx, fy, cx, cy, width, height) for the ground fit")
+    p.add_argument("--min-depth", type=float, default=0.0, help="depths below (after scaling) -> invalid")
+    p.add_argument("--max-depth", type=float, default=float("inf"), help="depths above (after scaling) -> invalid")
     p.set_defaults(func=cmd_predict)
 
 
@@ -407,8 +414,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from .pipeline import DepthPolicy
     from .predict import predict_path
-    written, skipped = predict_path(args.input, args.output, args.model, args.backend)
+    from .scale import ScaleEstimator
+    policy = DepthPolicy(ScaleEstimator(args.scale_policy, args.depth_scale, args.camera_height),
+                         args.min_depth, args.max_depth)
+    written, skipped = predict_path(args.input, args.output, args.model, args.backend, policy, args.intrinsics)
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"wrote depth for {written} image(s) to {args.output}"

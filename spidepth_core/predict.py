@@ -8,7 +8,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .data.folder import list_images, read_rgb
+from .data.intrinsics import load_intrinsics
+from .geometry import resize_intrinsics
 from .inference import Predictor
+from .pipeline import DepthPolicy, fallback_intrinsics
 from .viz import preview
 
 
@@ -24,9 +27,12 @@ def write_depth(out_dir: Path, stem: str, depth: np.ndarray, image: np.ndarray |
 
 
 def predict_path(input_path: str | Path, output: str | Path, model: str | None = None,
-                 backend: str = "auto") -> tuple[int, list[tuple[Path, str]]]:
-    """Depth for one image or every image of a folder. Unreadable images are skipped:
-    returns (images written, [(skipped image, reason)])."""
+                 backend: str = "auto", policy: DepthPolicy | None = None,
+                 intrinsics: str | None = None) -> tuple[int, list[tuple[Path, str]]]:
+    """Depth for one image or every image of a folder (in name order), with the node's scale and range
+    ``policy`` (default: unscaled, unmasked). ``intrinsics``: a YAML for the camera_height policy's ground
+    fit (default: KITTI's normalised intrinsics). Unreadable images are skipped: returns
+    (images written, [(skipped image, reason)])."""
     src = Path(input_path)
     if src.is_dir():
         files = list_images(src)
@@ -37,6 +43,8 @@ def predict_path(input_path: str | Path, output: str | Path, model: str | None =
     else:
         raise FileNotFoundError(f"input not found: {src}")
     predictor = Predictor(model, backend)
+    policy = policy or DepthPolicy(min_depth=0.0, max_depth=float("inf"))
+    K_file = load_intrinsics(intrinsics) if intrinsics else None
     out = Path(output)
     skipped: list[tuple[Path, str]] = []
     for path in tqdm(files, desc="predict", unit="img", disable=len(files) < 2):
@@ -47,5 +55,13 @@ def predict_path(input_path: str | Path, output: str | Path, model: str | None =
                 raise
             skipped.append((path, str(exc)))
             continue
-        write_depth(out, path.stem, predictor.predict(image).depth, image)
+        K = fallback_intrinsics(image.shape[:2]) if K_file is None else _for_size(K_file, image.shape[:2])
+        depth, _ = policy.run(predictor, image, K)
+        write_depth(out, path.stem, depth, image)
     return len(files) - len(skipped), skipped
+
+
+def _for_size(calibration: tuple[np.ndarray, tuple[int, int] | None], hw: tuple[int, int]) -> np.ndarray:
+    """A calibration's K for images of size hw (scaled when the calibration states another size)."""
+    K, size = calibration
+    return K if size is None else resize_intrinsics(K, size, hw)

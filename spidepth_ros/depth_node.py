@@ -24,8 +24,9 @@ except ImportError:  # pragma: no cover - Humble
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from spidepth_core.geometry import intrinsics_matrix, kitti_intrinsics, resize_intrinsics
+from spidepth_core.geometry import resize_intrinsics
 from spidepth_core.inference import Predictor, validate_model_file
+from spidepth_core.pipeline import DepthPolicy, fallback_intrinsics
 from spidepth_core.pointcloud import decimate, depth_to_points, pack_cloud
 from spidepth_core.scale import ScaleEstimator
 from spidepth_core.viz import colorize_depth
@@ -85,7 +86,7 @@ class DepthNode(Node):
         self.predictor = self._load(self.p["model_path"])
         self.model_status = "ok"
         self._swap_lock = threading.Lock()
-        self.scale = self._make_scale(self.p)
+        self.policy = self._make_policy(self.p)
         self._last_seq: dict = {}
         self._make_io()
         self._info: tuple[CameraInfo, np.ndarray, float] | None = None  # message, its K, arrival
@@ -166,8 +167,9 @@ class DepthNode(Node):
         return str(default_model_path())
 
     @staticmethod
-    def _make_scale(p: dict) -> ScaleEstimator:
-        return ScaleEstimator(p["scale_policy"], p["depth_scale"], p["camera_height"], p["scale_smoothing"])
+    def _make_policy(p: dict) -> DepthPolicy:
+        scale = ScaleEstimator(p["scale_policy"], p["depth_scale"], p["camera_height"], p["scale_smoothing"])
+        return DepthPolicy(scale, p["min_depth"], p["max_depth"], p["output_size"])
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         new = dict(self.p)
@@ -185,7 +187,9 @@ class DepthNode(Node):
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         if any(new[k] != self.p[k] for k in ("scale_policy", "depth_scale", "camera_height", "scale_smoothing")):
-            self.scale = self._make_scale(new)
+            self.policy = self._make_policy(new)
+        else:  # the range and output size change; the scale estimate carries on
+            self.policy = DepthPolicy(self.policy.scale, new["min_depth"], new["max_depth"], new["output_size"])
         self.p = new
         return SetParametersResult(successful=True)
 
@@ -267,9 +271,7 @@ class DepthNode(Node):
             if (info.height, info.width) != hw and info.height and info.width:
                 K = resize_intrinsics(K, (info.height, info.width), hw)
             return K, info
-        d = kitti_intrinsics(*hw)  # defaults for the parameters left at 0
-        K = intrinsics_matrix(self.p["fx"] or d[0, 0], self.p["fy"] or d[1, 1], self.p["cx"] or d[0, 2],
-                              self.p["cy"] or d[1, 2])
+        K = fallback_intrinsics(hw, self.p["fx"], self.p["fy"], self.p["cx"], self.p["cy"])
         if not self._fallback_said:
             self.get_logger().warning(f"no usable camera_info: using intrinsics parameters fx={K[0, 0]:.1f} "
                                       f"fy={K[1, 1]:.1f} cx={K[0, 2]:.1f} cy={K[1, 2]:.1f}")
@@ -301,13 +303,7 @@ class DepthNode(Node):
         """Depth for one image; ``entry`` is its (camera_info, K) under exact sync."""
         rgb = conv.image_to_rgb(msg, self.p["max_image_pixels"])
         K_in, info = self._intrinsics(rgb.shape[:2], entry)
-        predictor = self.predictor
-        result = predictor.predict(rgb, K_in, output_size=self.p["output_size"])
-        depth, K = result.depth, result.K
-        if K is None:  # given K_in, the predictor always returns the K of its output
-            raise RuntimeError("the predictor returned no intrinsics")
-        depth = depth * np.float32(self.scale.update(depth, K))
-        depth[~np.isfinite(depth) | (depth < self.p["min_depth"]) | (depth > self.p["max_depth"])] = np.nan
+        depth, K = self.policy.run(self.predictor, rgb, K_in)
         header = msg.header
         self.pub_depth.publish(conv.depth_to_msg(depth, header))
         self.pub_info.publish(conv.scaled_camera_info(K_in, rgb.shape[:2], depth.shape, header, info))
@@ -345,7 +341,7 @@ class DepthNode(Node):
                   "backend": self.predictor.backend.name, "dropped_frames": str(self.dropped),
                   "bad_frames": str(self.errors), "unmatched_frames": str(self.unmatched),
                   "scale_policy": self.p["scale_policy"],
-                  "scale": f"{self.scale.scale:.4f}", "model": str(self.predictor.model_path),
+                  "scale": f"{self.policy.scale.scale:.4f}", "model": str(self.predictor.model_path),
                   "model_status": self.model_status, "last_error": self.last_error}
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         arr = DiagnosticArray(status=[status])

@@ -76,3 +76,23 @@ def test_overrides_may_follow_options(world_dir, tmp_path):
     assert saved["model"]["init"] == str(out / "last.pt") and saved["train"]["max_steps"] == 1
     with pytest.raises(SystemExit):
         main(["train", "--restart", "--no-such-option", *args])
+
+
+def test_predict_applies_the_nodes_scale_and_range_policy(tiny_checkpoint, world_dir, tmp_path):
+    image = str(world_dir / "seq_0000" / "000003.png")
+    base = ["predict", image, "--model", str(tiny_checkpoint), "--backend", "torch"]
+    assert main([*base, "--output", str(tmp_path / "raw")]) == 0
+    raw = np.load(tmp_path / "raw" / "000003_depth.npy")
+    assert main([*base, "--output", str(tmp_path / "x2"), "--scale-policy", "fixed", "--depth-scale", "2"]) == 0
+    assert np.allclose(np.load(tmp_path / "x2" / "000003_depth.npy"), 2 * raw, rtol=1e-6)
+    cut = float(np.median(raw))
+    assert main([*base, "--output", str(tmp_path / "cut"), "--max-depth", str(cut)]) == 0
+    masked = np.load(tmp_path / "cut" / "000003_depth.npy")
+    assert np.isnan(masked[raw > cut]).all() and np.allclose(masked[raw < cut], raw[raw < cut])
+    # the bundled model sees the road: the ground fit scales its depth to the camera height given
+    bundled = ["predict", image, "--backend", "torch", "--intrinsics", str(world_dir / "seq_0000" / "intrinsics.yaml")]
+    assert main([*bundled, "--output", str(tmp_path / "b")]) == 0
+    assert main([*bundled, "--output", str(tmp_path / "h"), "--scale-policy", "camera_height",
+                 "--camera-height", "3.2"]) == 0
+    ratio = np.nanmedian(np.load(tmp_path / "h" / "000003_depth.npy") / np.load(tmp_path / "b" / "000003_depth.npy"))
+    assert 1.5 < ratio < 2.5  # the world's camera is about 1.6 m high: twice that height, about twice the depth

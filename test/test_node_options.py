@@ -102,6 +102,8 @@ def test_exact_camera_info_sync_pairs_by_stamp(tiny_checkpoint, tmp_path):
 
     try:
         assert client.wait_for_node(90), (tmp_path / "log").read_text()
+        # camera_info is best effort: make sure the node hears it before sending the one the image needs
+        assert client.spin_until(lambda: client.pub_info.get_subscription_count() > 0, 30)
         send(stamped(info_msg(K_a, H, W), 100))
         send(stamped(info_msg(K_b, H, W), 200))  # the newest camera_info is not the image's
         send(stamped(image_msg(_rgb(7)), 100))
