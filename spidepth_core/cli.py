@@ -33,27 +33,8 @@ def _add_deploy(sub) -> None:
 
 
 def cmd_deploy(args) -> int:
-    from .export import check_parity, export_onnx
-    run = Path(args.run_dir)
-    ckpt = next((run / n for n in ("best.pt", "last.pt") if (run / n).is_file()), None)
-    if ckpt is None:
-        raise FileNotFoundError(f"no best.pt or last.pt in {run}")
-    out = run / "deploy"
-    out.mkdir(exist_ok=True)
-    model = out / "model.pt"
-    from .checkpoint import load_model, read_checkpoint, save_model
-    ckpt_meta = read_checkpoint(ckpt)
-    save_model(model, load_model(ckpt), ckpt_meta.get("model_name", "custom"))  # weights only, no train state
-    onnx = export_onnx(model, out / "model.onnx", fp16=args.fp16)
-    diff = check_parity(model, onnx)
-    print(f"deploy: {ckpt.name} -> {model} and {onnx} (onnxruntime max rel diff {diff['max_rel']:.1e})")
-    from .inference.predictor import has_tensorrt_gpu
-    if has_tensorrt_gpu():
-        from .inference.tensorrt import engine_for_onnx
-        print(f"deploy: TensorRT engine {engine_for_onnx(onnx)}")
-    else:
-        print("deploy: no TensorRT + GPU here; the node builds the engine on first start where they exist")
-    print(f"deploy: live swap into a running node with\n  ros2 param set /depth_node model_path {onnx.resolve()}")
+    from .tools.deploy import deploy
+    deploy(Path(args.run_dir), args.fp16)
     return 0
 
 
@@ -261,7 +242,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_benchmark_accuracy(args) -> int:
-    from .bench_accuracy import run_benchmark
+    from .tools.bench_accuracy import run_benchmark
     h, w = _size(args.size)
     world = dict(train_seqs=args.train_sequences, val_seqs=args.val_sequences, frames=args.frames,
                  height=h, width=w, stereo=args.stereo)
@@ -271,9 +252,9 @@ def cmd_benchmark_accuracy(args) -> int:
 
 
 def cmd_benchmark_finetune(args) -> int:
-    from .bench_finetune import run_benchmark
     from .checkpoint import read_checkpoint
     from .inference import default_model_path
+    from .tools.bench_finetune import run_benchmark
     model = Path(args.model) if args.model else default_model_path()
     h, w = _size(args.size) if args.size else tuple(read_checkpoint(model)["input_size"])
     world = dict(bags=args.bags, held_out=args.held_out, frames=args.frames, height=h, width=w)
@@ -283,30 +264,11 @@ def cmd_benchmark_finetune(args) -> int:
 
 
 def cmd_benchmark_latency(args) -> int:
-    import json
-
-    import numpy as np
-
-    from .bench_latency import format_rows, measure
-    from .checkpoint import read_checkpoint
-    from .export import export_onnx
     from .inference import default_model_path
-    src = Path(args.model) if args.model else default_model_path()
-    size = _size(args.size) if args.size else tuple(read_checkpoint(src)["input_size"])
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    # The same weights, with the benchmark size as the model's input size, so every backend runs it.
-    from .checkpoint import load_model, save_model
-    model = load_model(src)
-    model.config.height, model.config.width = size
-    ckpt = out / f"model_{size[0]}x{size[1]}.pt"  # ONNX is looked up beside the checkpoint
-    save_model(ckpt, model, read_checkpoint(src).get("model_name", "custom"))
-    export_onnx(ckpt, ckpt.with_suffix(".onnx"), *size)
-    image = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
-    rows = [measure(ckpt, b, image, args.warmup, args.runs) for b in args.backends.split(",")]
-    table = format_rows(rows, size)
-    print(table)
-    (out / "latency.json").write_text(json.dumps({"size": size, "rows": rows}, indent=2))
+    from .tools.bench_latency import run_benchmark
+    model = Path(args.model) if args.model else default_model_path()
+    run_benchmark(model, args.backends.split(","), _size(args.size) if args.size else None, args.runs, args.warmup,
+                  Path(args.output))
     return 0
 
 
@@ -415,8 +377,8 @@ def cmd_train(args) -> int:
 
 def cmd_predict(args) -> int:
     from .pipeline import DepthPolicy
-    from .predict import predict_path
     from .scale import ScaleEstimator
+    from .tools.predict import predict_path
     policy = DepthPolicy(ScaleEstimator(args.scale_policy, args.depth_scale, args.camera_height),
                          args.min_depth, args.max_depth)
     written, skipped = predict_path(args.input, args.output, args.model, args.backend, policy, args.intrinsics)

@@ -189,3 +189,31 @@ def test_cityscapes_gt_follows_the_split_order(tmp_path):
     split.write_text("bonn bonn_000000_000007\n")
     with pytest.raises(FileNotFoundError, match="000007_leftImg8bit.png"):
         list(benchmarks.cityscapes(city, split))
+
+
+def test_latency_benchmark_reports_every_backend(tiny_checkpoint, tmp_path, capsys):
+    import json
+
+    from spidepth_core.cli import main
+    out = tmp_path / "lat"
+    assert main(["benchmark", "latency", "--model", str(tiny_checkpoint), "--backends", "torch,onnxruntime",
+                 "--runs", "3", "--warmup", "1", "--size", "64x192", "--output", str(out)]) == 0
+    report = json.loads((out / "latency.json").read_text())
+    assert report["size"] == [64, 192] and [r["backend"] for r in report["rows"]] == ["torch", "onnxruntime"]
+    assert all(r["median_ms"] > 0 for r in report["rows"])
+    assert "onnxruntime" in capsys.readouterr().out
+
+
+def test_accuracy_benchmark_trains_and_scores_each_arm(tmp_path, capsys):
+    import json
+
+    from spidepth_core.cli import main
+    out = tmp_path / "acc"
+    assert main(["benchmark", "accuracy", "--poses", "strengthened,standard", "--seeds", "0", "--steps", "2",
+                 "--train-sequences", "1", "--val-sequences", "1", "--frames", "8", "--size", "64x192",
+                 "--output", str(out), "model.name=spidepth_tiny", "model.pretrained=false", "pose.backbone=resnet10t",
+                 "train.batch_size=2", "train.workers=0", "run.device=cpu"]) == 0
+    report = json.loads((out / "accuracy.json").read_text())
+    assert set(report["summary"]) == {"strengthened", "standard"}
+    assert all(len(report["runs"][arm]) == 1 and report["runs"][arm][0]["abs_rel"] > 0 for arm in report["runs"])
+    assert "| pose net |" in capsys.readouterr().out

@@ -4,6 +4,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from conftest import ROOT, tiny_overrides
@@ -96,3 +97,13 @@ def test_predict_applies_the_nodes_scale_and_range_policy(tiny_checkpoint, world
                  "--camera-height", "3.2"]) == 0
     ratio = np.nanmedian(np.load(tmp_path / "h" / "000003_depth.npy") / np.load(tmp_path / "b" / "000003_depth.npy"))
     assert 1.5 < ratio < 2.5  # the world's camera is about 1.6 m high: twice that height, about twice the depth
+
+
+def test_deploy_writes_onnx_and_the_swap_command(world_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *tiny_overrides(world_dir, run, **{"train.max_steps": 2})]) == 0
+    assert main(["deploy", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert (run / "deploy" / "model.onnx").is_file() and (run / "deploy" / "model.pt").is_file()
+    assert f"ros2 param set /depth_node model_path {(run / 'deploy' / 'model.onnx').resolve()}" in out
+    assert "optimizer" not in torch.load(run / "deploy" / "model.pt", weights_only=True)

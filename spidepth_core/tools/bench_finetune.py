@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .data import find_sequences
-from .data.bag import write_camera_bag
-from .data.folder import list_images, read_rgb
-from .evaluate import evaluate_sequences
-from .geometry import kitti_intrinsics
-from .inference import Predictor
-from .synth import generate
+from ..data import find_sequences
+from ..data.bag import write_camera_bag
+from ..data.folder import list_images, read_rgb
+from ..evaluate import evaluate_sequences
+from ..geometry import kitti_intrinsics
+from ..inference import Predictor
+from ..synth import generate
 
 FIRST_SEED = 2000  # far from the training (0-23) and validation (1000+) seeds of the bundled model
 IMAGE_TOPIC, INFO_TOPIC = "/camera/image_raw", "/camera/camera_info"
@@ -43,8 +43,8 @@ def make_recordings(root: Path, bags: int, held_out: int, frames: int, height: i
 
 def run_benchmark(out: Path, model: Path, config: str, lr_factors: list[float], world: dict,
                   overrides: list[str]) -> dict:
+    from ..config import load_config
     from .bench_accuracy import run_one
-    from .config import load_config
     bags, held_out = make_recordings(out / "world", **world)
     sequences = find_sequences(held_out)
     before = evaluate_sequences(Predictor(model, backend="torch"), sequences)

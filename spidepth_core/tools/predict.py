@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .data.folder import list_images, read_rgb
-from .data.intrinsics import load_intrinsics
-from .geometry import resize_intrinsics
-from .inference import Predictor
-from .pipeline import DepthPolicy, fallback_intrinsics
-from .viz import preview
+from ..data.folder import list_images, read_rgb
+from ..data.intrinsics import load_intrinsics
+from ..geometry import resize_intrinsics
+from ..inference import Predictor
+from ..pipeline import DepthPolicy, fallback_intrinsics
+from ..viz import preview
 
 
 def write_depth(out_dir: Path, stem: str, depth: np.ndarray, image: np.ndarray | None = None) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .inference import Predictor
+from ..inference import Predictor
 
 
 def _rss_mb() -> float:
@@ -48,3 +48,25 @@ def format_rows(rows: list[dict], size: tuple[int, int]) -> str:
         lines.append(f"| {r['backend']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['fps']:.1f} | {ratio:.2f}x | "
                      f"{r['predictor_median_ms']:.1f} | {r['overhead_pct']:.1f} | {r['rss_growth_mb']:.0f} |")
     return "\n".join(lines)
+
+
+def run_benchmark(model: Path, backends: list[str], size: tuple[int, int] | None, runs: int, warmup: int,
+                  out: Path) -> list[dict]:
+    """The same weights on every backend at ``size`` (default: the model's), printed as a table and saved
+    as OUT/latency.json."""
+    import json
+
+    from ..checkpoint import load_model, read_checkpoint, save_model
+    from ..export import export_onnx
+    size = size or tuple(read_checkpoint(model)["input_size"])
+    out.mkdir(parents=True, exist_ok=True)
+    net = load_model(model)  # the benchmark size becomes the model's input size, so every backend runs it
+    net.config.height, net.config.width = size
+    ckpt = out / f"model_{size[0]}x{size[1]}.pt"  # ONNX is looked up beside the checkpoint
+    save_model(ckpt, net, read_checkpoint(model).get("model_name", "custom"))
+    export_onnx(ckpt, ckpt.with_suffix(".onnx"), *size)
+    image = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
+    rows = [measure(ckpt, b, image, warmup, runs) for b in backends]
+    print(format_rows(rows, size))
+    (out / "latency.json").write_text(json.dumps({"size": size, "rows": rows}, indent=2))
+    return rows

@@ -10,13 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from .config import load_config
-from .data import find_sequences
-from .evaluate import evaluate_sequences
-from .inference import Predictor
-from .metrics import METRIC_NAMES
-from .synth import generate
-from .trainer import Trainer
+from ..config import load_config
+from ..data import find_sequences
+from ..evaluate import evaluate_sequences
+from ..inference import Predictor
+from ..metrics import METRIC_NAMES
+from ..synth import generate
+from ..trainer import Trainer
 
 HELD_OUT_SEED = 1000
 # Pose arms: the paper's strengthened net with its backbone pretrained, the same net from random weights
