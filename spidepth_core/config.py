@@ -155,9 +155,7 @@ def _coerce_text(raw: str, options: tuple, name: str) -> Any:
         if str in options:
             return raw
         raise ValueError(f"config {name}: the value is not valid YAML ({_yaml_problem(exc)})") from None
-    if str in options and not any(_convert(parsed, o) is not _NO for o in options if o not in (str, type(None))):
-        return raw
-    return _coerce(parsed, typing.Union[options], name)
+    return _coerce(parsed, typing.Union[options], name)  # e.g. pretrained: true, false or a name, not 3
 
 
 _NO = object()

@@ -150,6 +150,7 @@ def test_cityscapes_and_make3d_loaders_and_evaluate(tmp_path, tiny_checkpoint, c
     assert main(["evaluate", "--protocol", "kitti_eigen", "--data", str(city), "--model", str(tiny_checkpoint)]) == 2
 
 
+@pytest.mark.slow
 def test_metric_finetuning_lowers_silog(world_dir, tmp_path):
     cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "sup", **{
         "train.supervised": True, "train.lr": 3e-3, "train.max_steps": 60, "train.epochs": 100,

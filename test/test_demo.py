@@ -8,6 +8,8 @@ import pytest
 from conftest import ROOT
 from spidepth_core.inference import default_model_path
 
+pytestmark = pytest.mark.slow  # runs the node and the sample recording end to end
+
 
 @pytest.mark.skipif(not default_model_path().is_file(), reason="no bundled model in this checkout")
 def test_demo_runs_end_to_end(tmp_path):

@@ -62,6 +62,7 @@ def _start_training(world_dir, run):
     return subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_run_saves_says_so_and_exits_non_zero(world_dir, tmp_path, sig, code):
     run = tmp_path / "run"
@@ -79,6 +80,7 @@ def test_an_interrupted_run_saves_says_so_and_exits_non_zero(world_dir, tmp_path
     assert torch.load(run / "last.pt", weights_only=True)["progress"]["global_step"] > 0
 
 
+@pytest.mark.slow
 def test_a_save_killed_midway_leaves_a_temp_file_the_next_run_removes(world_dir, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -156,6 +158,7 @@ def _without_root_file_powers() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
+@pytest.mark.slow
 def test_a_read_only_run_folder_is_one_clear_line(tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -173,6 +176,7 @@ def test_a_read_only_run_folder_is_one_clear_line(tmp_path):
     assert f"cannot write to the run folder {ro / 'run'}: Permission denied" in err
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_clear_error_and_keeps_the_old_file(tmp_path):
     target = tmp_path / "last.pt"
     atomic_save({"x": torch.zeros(10)}, target)

@@ -2,6 +2,7 @@
 import time
 
 import numpy as np
+import pytest
 import torch
 from rcl_interfaces.srv import SetParameters, SetParametersAtomically
 from rclpy.parameter import Parameter
@@ -9,6 +10,8 @@ from rclpy.parameter import Parameter
 from ros_helpers import Client, image_msg, start_node, stop_node
 from spidepth_core.checkpoint import save_model
 from spidepth_core.models import create_model
+
+pytestmark = pytest.mark.slow  # each test starts its own ROS node process
 
 
 def test_live_model_swap(tiny_checkpoint, tmp_path):

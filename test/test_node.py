@@ -8,6 +8,8 @@ import pytest
 
 from ros_helpers import Client, image_msg, info_msg, png_bomb, rss_mb, start_node, stop_node
 
+pytestmark = pytest.mark.slow  # each test starts its own ROS node process
+
 K_CAM = np.array([[200.0, 0, 200], [0, 210.0, 60], [0, 0, 1]])
 H, W = 120, 400
 

@@ -7,6 +7,8 @@ from test_node import K_CAM, H, W, _rgb
 
 from ros_helpers import Client, image_msg, info_msg, start_node, stop_node
 
+pytestmark = pytest.mark.slow  # each test starts its own ROS node process
+
 
 def test_qos_follows_rep_2003_and_can_be_overridden(tiny_checkpoint, tmp_path):
     from rclpy.qos import ReliabilityPolicy

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import ROOT, tiny_overrides
@@ -14,6 +15,7 @@ def _weights(trainer):
     return {k: v.clone() for k, v in trainer.depth_model().state_dict().items()}
 
 
+@pytest.mark.slow
 def test_training_lowers_photometric_loss(world_dir, tmp_path):
     cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{
         "train.max_steps": 240, "train.epochs": 100, "train.lr": 5e-4, "train.batch_size": 4,
@@ -39,6 +41,7 @@ def test_training_lowers_photometric_loss(world_dir, tmp_path):
     assert any((run / "tensorboard").iterdir())
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(world_dir, tmp_path):
     common = {"train.epochs": 2, "run.checkpoint_every": 1000, "train.flip": 0.5, "train.color_jitter": 0.5}
     full = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "a", **common)), resume=False)
@@ -56,6 +59,7 @@ def test_resume_continues_exactly(world_dir, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_keeps_ranks_identical(world_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
