@@ -18,12 +18,8 @@ def raw_to_rgb(encoding: str, height: int, width: int, step: int, data, is_bigen
         raise ValueError(f"empty image ({w}x{h})")
     if h * w > max_pixels:
         raise ValueError(f"image {w}x{h} exceeds the {max_pixels} pixel limit")
-    buf = np.frombuffer(data if isinstance(data, (bytes, bytearray, memoryview)) else bytes(data), np.uint8) \
-        if not isinstance(data, np.ndarray) else data.astype(np.uint8, copy=False).reshape(-1)
-    row = w * CHANNELS[encoding] * (2 if encoding == "mono16" else 1)
-    if step < row or buf.size != step * h:
-        raise ValueError(f"data length {buf.size} does not match {w}x{h} {encoding} with step {step}")
-    rows = buf.reshape(h, step)[:, :row]
+    rows = _pixel_rows(data, h, w, step, w * CHANNELS[encoding] * (2 if encoding == "mono16" else 1),
+                       f"{encoding} with step {step}", "data length")
     if encoding == "mono16":
         px = rows.copy().view(">u2" if is_bigendian else "<u2").reshape(h, w)
         return np.repeat((px >> 8).astype(np.uint8)[..., None], 3, axis=2)
@@ -33,6 +29,15 @@ def raw_to_rgb(encoding: str, height: int, width: int, step: int, data, is_bigen
     if encoding in ("bgr8", "bgra8"):
         return np.ascontiguousarray(img[..., 2::-1])
     return np.ascontiguousarray(img[..., :3])
+
+
+def _pixel_rows(data, height: int, width: int, step: int, row: int, what: str, label: str) -> np.ndarray:
+    """An Image's data as [height, row] bytes (padding after ``row`` dropped); raises when the length is wrong."""
+    buf = np.frombuffer(data if isinstance(data, (bytes, bytearray, memoryview)) else bytes(data), np.uint8) \
+        if not isinstance(data, np.ndarray) else data.astype(np.uint8, copy=False).reshape(-1)
+    if step < row or buf.size != step * height:
+        raise ValueError(f"{label} {buf.size} does not match {width}x{height} {what}")
+    return buf.reshape(height, step)[:, :row]
 
 
 def compressed_size(data: bytes) -> tuple[int, int]:
@@ -99,11 +104,8 @@ def depth_to_metres(encoding: str, height: int, width: int, step: int, data, is_
     sizes = {"16UC1": 2, "mono16": 2, "32FC1": 4}
     if encoding not in sizes:
         raise ValueError(f"depth encoding {encoding!r}: use 16UC1 (millimetres) or 32FC1 (metres)")
-    buf = np.frombuffer(bytes(data) if not isinstance(data, np.ndarray) else data.tobytes(), np.uint8)
-    row = width * sizes[encoding]
-    if step < row or buf.size != step * height:
-        raise ValueError(f"depth data length {buf.size} does not match {width}x{height} {encoding} with step {step}")
-    rows = buf.reshape(height, step)[:, :row].copy()
+    rows = _pixel_rows(data, height, width, step, width * sizes[encoding], f"{encoding} with step {step}",
+                       "depth data length").copy()
     if sizes[encoding] == 2:
         return (rows.view(">u2" if is_bigendian else "<u2").reshape(height, width) / 1000.0).astype(np.float32)
     metres = rows.view(">f4" if is_bigendian else "<f4").reshape(height, width).astype(np.float32)
