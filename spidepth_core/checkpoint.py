@@ -10,6 +10,7 @@ from typing import IO, Any, cast
 
 import torch
 
+from .errors import first_line
 from .geometry import INTRINSICS_CONVENTION
 from .models import DepthConfig, DepthNet
 
@@ -168,8 +169,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, corrupt, ...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot read checkpoint {path}: {reason[:200]}") from exc
+        raise ValueError(f"cannot read checkpoint {path}: {first_line(exc)}") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a spidepth checkpoint (missing format {FORMAT!r})")
     return ckpt

