@@ -204,9 +204,9 @@ class Trainer:
         return {
             **model_metadata(depth, self.model_name),
             "state_dict": {k: v.detach().cpu() for k, v in depth.state_dict().items()},
-            "pose_state_dict": _unwrap(self.pose_net).state_dict(),
+            "pose_state_dict": self.pose_model().state_dict(),
             "pose_kind": self.cfg.pose.kind,
-            "pose_config": _unwrap(self.pose_net).config,
+            "pose_config": self.pose_model().config,
             "metric": self.cfg.train.supervised,
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -224,8 +224,8 @@ class Trainer:
     def load_state(self, path: Path, ckpt: dict | None = None) -> None:
         ckpt = ckpt if ckpt is not None else read_checkpoint(path)
         try:
-            _unwrap(self.depth_net).load_state_dict(ckpt["state_dict"])
-            _unwrap(self.pose_net).load_state_dict(ckpt["pose_state_dict"])
+            self.depth_model().load_state_dict(ckpt["state_dict"])
+            self.pose_model().load_state_dict(ckpt["pose_state_dict"])
         except RuntimeError as exc:  # e.g. model.overrides changed the shapes since the run began
             first = str(exc).strip().splitlines()[-1].strip()[:160]
             raise ValueError(f"cannot resume from {path}: its weights do not fit this config ({first}). "
@@ -324,8 +324,8 @@ class Trainer:
             self.best_val = score
             if self.dist.is_main:
                 save_model(self.out_dir / "best.pt", self.depth_model(), self.model_name,
-                           pose_state_dict=_unwrap(self.pose_net).state_dict(), pose_kind=self.cfg.pose.kind,
-                           pose_config=_unwrap(self.pose_net).config,
+                           pose_state_dict=self.pose_model().state_dict(), pose_kind=self.cfg.pose.kind,
+                           pose_config=self.pose_model().config,
                            metric=self.cfg.train.supervised, epoch=self.epoch, validation=val)
         self.save_state()
 
