@@ -100,13 +100,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file (what exported ONNX files and engines record as their source)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """Hex sha256 of a file (what exported ONNX files and engines record as their source). Remembered per
+    (path, size, mtime), so checking a model and then loading it hashes a large checkpoint once."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def model_metadata(model: DepthNet, name: str = "custom") -> dict:

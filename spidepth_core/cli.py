@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 log = logging.getLogger("spidepth")
+# inference.resolver.BACKENDS, spelled out here so that `spidepth --help` does not load torch (a test checks)
+BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
 
 
 def _add_train(sub) -> None:
@@ -42,7 +44,7 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="depth for an image or a folder of images")
     p.add_argument("input", help="image file or folder")
     p.add_argument("--model", help="checkpoint / ONNX / engine (default: the bundled model)")
-    p.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime", "torch"])
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
     p.add_argument("--output", default="depth_out", help="output folder (default: depth_out)")
     p.add_argument("--scale-policy", default="none", choices=["none", "fixed", "camera_height"],
                    help="as the node's: none, fixed (x --depth-scale), camera_height (ground fit)")
@@ -119,7 +121,8 @@ def _add_export(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from .export import TENSORRT_OPS, check_parity, export_onnx, graph_ops
+    from .export import TENSORRT_OPS, export_onnx, graph_ops
+    from .inference.parity import check_parity
     out = Path(args.onnx) if args.onnx else Path(args.checkpoint).with_suffix(".onnx")
     path = export_onnx(args.checkpoint, out, args.height, args.width, args.fp16)
     diff = check_parity(args.checkpoint, path)
@@ -193,7 +196,7 @@ def _add_evaluate(sub) -> None:
                    help="benchmark protocol (default: GT folders)")
     p.add_argument("--split", help="kitti_eigen: the Eigen test split file; cityscapes: test_files.txt (GT order)")
     p.add_argument("--gt", help="kitti_eigen: gt_depths.npz from `spidepth export-gt`")
-    p.add_argument("--backend", default="auto")
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
     scaling = p.add_mutually_exclusive_group()
     scaling.add_argument("--no-median-scaling", action="store_true", help="default for metric checkpoints")
     scaling.add_argument("--median-scaling", action="store_true", help="default for self-supervised ones")

@@ -1,11 +1,10 @@
-"""ONNX export of a DepthNet checkpoint with its metadata, plus an onnxruntime parity check."""
+"""ONNX export of a DepthNet checkpoint with its metadata (the parity check is ``inference.parity``)."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 
@@ -88,17 +87,3 @@ def _s_size(model: DepthNet, height: int, width: int) -> tuple[int, int]:
 def graph_ops(path: str | Path) -> set[str]:
     import onnx
     return {node.op_type for node in onnx.load(str(path)).graph.node}
-
-
-def check_parity(checkpoint: str | Path, onnx_path: str | Path, seed: int = 0) -> dict[str, float]:
-    """Max abs / relative difference between PyTorch and onnxruntime on one random input."""
-    from .checkpoint import load_model
-    from .inference.backends import OnnxRuntimeBackend
-    backend = OnnxRuntimeBackend(onnx_path, device="cpu")
-    h, w = backend.metadata["input_size"]
-    x = np.random.default_rng(seed).random((1, 3, h, w), dtype=np.float32)
-    with torch.no_grad():
-        ref = load_model(checkpoint)(torch.from_numpy(x)).numpy()
-    got = backend.run(x)
-    diff = np.abs(ref - got)
-    return {"max_abs": float(diff.max()), "max_rel": float((diff / np.abs(ref).clip(1e-6)).max())}

@@ -147,7 +147,7 @@ class DepthNode(Node):
     def _start_swap(self, path: str) -> str | None:
         """Reason to reject the new model_path, or None after starting the background load."""
         try:
-            validate_model_file(path or self._default_model(), self.p["backend"])
+            validate_model_file(path or self._default_model(), self.p["backend"], self.p["device"] or None)
         except (OSError, ValueError, RuntimeError) as exc:
             return f"model_path rejected, keeping the current model: {first_line(exc)}"
         if not self._swap_lock.acquire(blocking=False):

@@ -8,10 +8,10 @@ import pytest
 
 from spidepth_core.checkpoint import file_sha256
 from spidepth_core.cli import main
-from spidepth_core.export import TENSORRT_OPS, check_parity, export_onnx, graph_ops
+from spidepth_core.export import TENSORRT_OPS, export_onnx, graph_ops
 from spidepth_core.inference import Predictor
 from spidepth_core.inference import tensorrt as trt_mod
-from spidepth_core.inference.predictor import _onnx_for, choose_backend
+from spidepth_core.inference.parity import check_parity
 
 
 @pytest.fixture(scope="module")
@@ -66,21 +66,6 @@ def test_predictor_backends_agree(exported):
                                      [0, 0, 1]])
     bgr = ort.predict(image[..., ::-1].copy(), bgr=True)
     assert np.allclose(bgr.depth, ort_out.depth)
-
-
-def test_auto_uses_onnx_beside_checkpoint_only_if_exported_from_it(exported, tmp_path, monkeypatch):
-    ckpt, path = exported
-    assert choose_backend(ckpt, "auto")[0] == "onnxruntime"
-    assert _onnx_for(ckpt) == path
-    other = tmp_path / "tiny.pt"
-    shutil.copyfile(ckpt, other)
-    shutil.copyfile(path, tmp_path / "tiny.onnx")
-    with open(other, "ab") as f:
-        f.write(b"\0")  # a different checkpoint file now
-    assert _onnx_for(other) is None  # the stale ONNX beside it is not used...
-    monkeypatch.setenv("SPIDEPTH_CACHE", str(tmp_path / "cache"))
-    pred = Predictor(other, "auto")  # ...a fresh export in the cache is
-    assert pred.backend.name == "onnxruntime" and (tmp_path / "cache" / "onnx").is_dir()
 
 
 def test_predictor_errors(exported, tmp_path):

@@ -103,7 +103,8 @@ def test_normalisation_is_stored_and_baked_into_onnx(tmp_path):
     """The checkpoint records mean/std; ONNX takes raw [0,1] RGB and matches PyTorch."""
     pytest.importorskip("onnxruntime")
     from spidepth_core.checkpoint import load_model, read_checkpoint, save_model
-    from spidepth_core.export import check_parity, export_onnx
+    from spidepth_core.export import export_onnx
+    from spidepth_core.inference.parity import check_parity
     torch.manual_seed(0)
     model = create_model("spidepth_tiny", input_mean=(0.5, 0.4, 0.3), input_std=(0.2, 0.25, 0.3)).eval()
     path = tmp_path / "norm.pt"

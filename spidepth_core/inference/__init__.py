@@ -1,3 +1,4 @@
-from .predictor import BACKENDS, DepthResult, Predictor, default_model_path, validate_model_file
+from .predictor import DepthResult, Predictor, default_model_path
+from .resolver import BACKENDS, Plan, resolve, validate_model_file
 
-__all__ = ["BACKENDS", "DepthResult", "Predictor", "default_model_path", "validate_model_file"]
+__all__ = ["BACKENDS", "DepthResult", "Plan", "Predictor", "default_model_path", "resolve", "validate_model_file"]

@@ -1,6 +1,6 @@
 """Inference backends: x [1,3,H,W] float32 RGB in [0,1] -> depth [1,1,H,W] float32 metres.
 
-Each backend exposes ``name``, ``metadata`` (input_size, depth_range, ...) and ``run(x)``.
+Every runtime implements ``Backend``; ``resolve`` decides which one runs which file, ``factory`` opens it.
 """
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -16,6 +17,15 @@ log = logging.getLogger("spidepth.inference")
 REQUIRED_METADATA = ("input_size", "depth_range")
 METADATA_KEYS = ("model_name", "config", "input_size", "depth_range", "input_format", "intrinsics_convention",
                  "metric")
+
+
+class Backend(Protocol):
+    name: str                  # torch | onnxruntime | tensorrt
+    metadata: dict[str, Any]   # input_size, depth_range and the rest of METADATA_KEYS
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """[1,3,H,W] float32 RGB in [0,1] at metadata["input_size"] -> [1,1,H,W] float32 depth in metres."""
+        ...
 
 
 def check_metadata(meta: dict, source: str) -> dict:
@@ -30,6 +40,8 @@ class TorchBackend:
 
     def __init__(self, checkpoint: str | Path, device: str | None = None) -> None:
         import torch
+        if Path(checkpoint).suffix not in (".pt", ".pth"):
+            raise ValueError(f"the torch backend runs checkpoints (.pt), got {Path(checkpoint).name}")
 
         from ..checkpoint import load_model, read_checkpoint
         self.torch = torch

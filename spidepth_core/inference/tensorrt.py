@@ -22,7 +22,7 @@ log = logging.getLogger("spidepth.tensorrt")
 DEFAULT_WORKSPACE = 2 << 30
 
 
-def _import_trt():
+def import_tensorrt():
     try:
         import tensorrt as trt
     except ImportError as exc:
@@ -76,7 +76,7 @@ def _current_platform(trt) -> tuple[str, str, tuple[int, int]]:
 def build_engine(onnx: str | Path, out: str | Path, fp16: bool, workspace: int = DEFAULT_WORKSPACE) -> bytes:
     """Parse ONNX and build a serialized engine. fp16 comes from an fp16 ONNX (strongly typed network);
     on TensorRT 10 with an fp32 ONNX, the FP16 builder flag is used instead."""
-    trt = _import_trt()
+    trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -107,7 +107,7 @@ def build_engine(onnx: str | Path, out: str | Path, fp16: bool, workspace: int =
 
 def engine_for_onnx(onnx: str | Path, root: Path | None = None, workspace: int = DEFAULT_WORKSPACE) -> Path:
     """The cached engine for this ONNX on this GPU; built (with a message) only on a cache miss."""
-    trt = _import_trt()
+    trt = import_tensorrt()
     onnx = Path(onnx)
     meta = onnx_file_metadata(onnx)
     version, gpu, cc = _current_platform(trt)
@@ -123,21 +123,17 @@ def engine_for_onnx(onnx: str | Path, root: Path | None = None, workspace: int =
 
 
 class TensorRTBackend:
-    """Runs a serialized engine; buffers allocated once, tensors bound by name."""
+    """Runs a serialized engine (checked against this TensorRT and GPU); buffers allocated once, tensors bound
+    by name. ``factory.open_backend`` builds the engine from ONNX first where needed."""
 
     name = "tensorrt"
 
     def __init__(self, model: str | Path, device: str | None = None) -> None:
         import torch
-        trt = _import_trt()
+        trt = import_tensorrt()
         model = Path(model)
-        if model.suffix == ".onnx":
-            model = engine_for_onnx(model)
-        elif model.suffix != ".engine":
-            onnx = model.with_suffix(".onnx")
-            if not onnx.is_file():
-                raise ValueError(f"TensorRT needs an ONNX file or engine; run `spidepth export {model}` first")
-            model = engine_for_onnx(onnx)
+        if model.suffix != ".engine":
+            raise ValueError(f"TensorRTBackend runs .engine files, got {model.name}; resolve() plans the rest")
         version, gpu, cc = _current_platform(trt)
         side = read_sidecar(model)
         check_engine_key(model, engine_key(side["key"]["onnx_sha256"], version, gpu, cc,

@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checkpoint import load_model, read_checkpoint, save_model
-from ..export import check_parity, export_onnx
+from ..export import export_onnx
+from ..inference.parity import check_parity
+from ..inference.resolver import has_tensorrt_gpu
 
 
 def deploy(run: Path, fp16: bool = False) -> Path:
@@ -20,7 +22,6 @@ def deploy(run: Path, fp16: bool = False) -> Path:
     onnx = export_onnx(model, out / "model.onnx", fp16=fp16)
     diff = check_parity(model, onnx)
     print(f"deploy: {ckpt.name} -> {model} and {onnx} (onnxruntime max rel diff {diff['max_rel']:.1e})")
-    from ..inference.predictor import has_tensorrt_gpu
     if has_tensorrt_gpu():
         from ..inference.tensorrt import engine_for_onnx
         print(f"deploy: TensorRT engine {engine_for_onnx(onnx)}")
