@@ -205,6 +205,9 @@ def _add_evaluate(sub) -> None:
                    "(median scaling off)")
     p.add_argument("--max-depth", type=float, default=80.0)
     p.add_argument("--json", help="also write the metrics here")
+    p.add_argument("--uncertainty", metavar="PLOT.png",
+                   help="GT folders: also rank pixels by the model's uncertainty; prints AUSE and the rank "
+                        "correlation with the error, and draws the sparsification curves here")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -295,20 +298,41 @@ def cmd_evaluate(args) -> int:
         print(f"scale: camera_height policy ({height}{'' if height == 'poses' else ' m'}), no median scaling")
     else:
         print(f"median scaling: {'on' if median else 'off'} ({'metric' if metric else 'self-supervised'} model)")
+    if args.uncertainty and (args.bag or args.protocol):
+        raise ValueError("--uncertainty works on GT folders (--data without --protocol)")
     if args.bag:
         return _evaluate_bag(args, predictor, height)
     if not args.data:
         raise ValueError("give --data (a benchmark root or GT folders) or --bag")
+    extra: dict = {}
     if args.protocol:
         from .evaluate import evaluate_protocol
         result = evaluate_protocol(args.protocol, predictor, args.data, median, args.split, args.gt)
     else:
+        from .sparsification import Sparsification
+        spars = Sparsification() if args.uncertainty else None
         result = evaluate_sequences(predictor, find_sequences(args.data), median_scaling=median,
-                                    max_depth=args.max_depth, camera_height=height)
+                                    max_depth=args.max_depth, camera_height=height, sparsification=spars)
+        if spars is not None:
+            extra["uncertainty"] = _report_uncertainty(spars, args.uncertainty)
     print(format_table(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        Path(args.json).write_text(json.dumps({**result, **extra}, indent=2))
     return 0
+
+
+def _report_uncertainty(spars, plot_path: str) -> dict:
+    from .sparsification import plot
+    report = spars.report()
+    print(f"uncertainty over {report['images']} images (AUSE ratio: 0 = oracle, 1 = random order):")
+    for kind, text in (("abs", "|error| (m) by uncertainty (m)"), ("abs_rel", "abs_rel by uncertainty / depth")):
+        r = report[kind]
+        bands = ", ".join(f"{b['depth_m'][0]:.0f}-{b['depth_m'][1]:.0f} m {b['spearman']:.2f}"
+                          for b in r["spearman_by_depth"])
+        print(f"  {text}: AUSE {r['ause']:.4f}, random {r['ause_random']:.4f}, ratio {r['ause_ratio']:.2f}, "
+              f"Spearman {r['spearman']:.3f}; within depth bands: {bands}")
+    print(f"  sparsification plot: {plot(report, plot_path)}")
+    return report
 
 
 def _evaluate_bag(args, predictor, height: str | None) -> int:

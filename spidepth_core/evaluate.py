@@ -7,15 +7,18 @@ from tqdm import tqdm
 
 from .metrics import evaluate_pair, mean_errors
 from .scale import ScaleEstimator
+from .sparsification import Sparsification
 
 
 def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, min_depth: float = 1e-3,
                        max_depth: float = 80.0, every: int = 1,
-                       camera_height: float | str | None = None) -> dict[str, float]:
+                       camera_height: float | str | None = None,
+                       sparsification: Sparsification | None = None) -> dict[str, float]:
     """Mean errors over every ``every``-th frame with GT; pixels with min_depth < gt < max_depth.
 
     ``camera_height`` (metres, or "poses" for each sequence's mean height from its poses.txt) scales the
     depth as the node's camera_height policy does, frame after frame; median scaling is then off.
+    ``sparsification``: also predict the uncertainty and add each image to it.
     Returns the metrics plus ``scale_std`` (spread of per-image scales, relative).
     """
     rows, scales = [], []
@@ -25,10 +28,12 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
     for seq, i in tqdm(frames, desc="evaluate", unit="img"):
         if camera_height is not None and seq is not current:
             estimator, current = ScaleEstimator("camera_height", camera_height=_height(seq, camera_height)), seq
-        result = predictor.predict(seq.image(i), seq.K)
-        pred = result.depth
+        result = predictor.predict(seq.image(i), seq.K, uncertainty=sparsification is not None)
+        pred, spread = result.depth, result.uncertainty
         if estimator is not None:
-            pred = pred * estimator.update(pred, result.K)
+            factor = estimator.update(pred, result.K)
+            pred = pred * factor
+            spread = None if spread is None else spread * factor
         gt = seq.depth(i)
         if gt is None or i % every:
             continue
@@ -39,6 +44,9 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
             continue
         errors, scale = evaluate_pair(gt, pred, mask, median_scaling and estimator is None, min_depth, max_depth)
         rows.append(errors)
+        if sparsification is not None:
+            _add_uncertainty(sparsification, gt[mask], pred[mask] * scale, spread, mask, scale,
+                             (min_depth, max_depth))
         scales.append(scale if estimator is None else estimator.scale)
     if not rows:
         raise ValueError("no frames with ground-truth depth to evaluate")
@@ -46,6 +54,15 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
     result["scale_std"] = float(np.std(scales) / np.mean(scales))
     result["images"] = len(rows)
     return result
+
+
+def _add_uncertainty(acc: Sparsification, gt: np.ndarray, pred: np.ndarray, spread: np.ndarray | None,
+                     mask: np.ndarray, scale: float, limits: tuple[float, float]) -> None:
+    if spread is None:
+        raise ValueError("this model file has no uncertainty output; re-export it with spidepth export")
+    if spread.shape != mask.shape:
+        spread = cv2.resize(spread, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
+    acc.add(gt, np.clip(pred, *limits), spread[mask] * scale)
 
 
 def _height(seq, camera_height: float | str) -> float:

@@ -21,33 +21,40 @@ TENSORRT_OPS = {"Add", "Cast", "Concat", "Constant", "Conv", "CumSum", "Div", "E
                 "BatchNormalization", "Mod", "Neg", "Tanh", "GlobalAveragePool", "AveragePool", "MaxPool", "Einsum"}
 
 
+OUTPUTS = ("depth", "uncertainty")
+EXPORT_VERSION = 2  # 2: the uncertainty output; exports cached under an older version are made again
+
+
 class _ExportWrapper(nn.Module):
-    """image [1,3,H,W] float32 in [0,1] -> depth [1,1,H,W] float32 metres (fp16 inside if asked)."""
+    """image [1,3,H,W] float32 in [0,1] -> depth and uncertainty, each [1,1,H,W] float32 metres (fp16 inside
+    if asked)."""
 
     def __init__(self, model: DepthNet, fp16: bool = False) -> None:
         super().__init__()
         self.model = model.half() if fp16 else model
         self.fp16 = fp16
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.fp16:
-            return self.model(image.half()).float()
-        return self.model(image)
+            depth, spread = self.model.depth_and_uncertainty(image.half())
+            return depth.float(), spread.float()
+        return self.model.depth_and_uncertainty(image)
 
 
 def export_metadata(ckpt: dict, height: int, width: int, fp16: bool, checkpoint_sha256: str = "") -> dict:
-    return {"checkpoint_sha256": checkpoint_sha256, "model_name": ckpt.get("model_name", "custom"),
-            "config": ckpt["config"],
+    return {"export_version": EXPORT_VERSION, "checkpoint_sha256": checkpoint_sha256,
+            "model_name": ckpt.get("model_name", "custom"), "config": ckpt["config"],
             "input_size": [height, width], "trained_size": ckpt["input_size"],
             "depth_range": ckpt["depth_range"], "input_format": ckpt.get("input_format"),
             "intrinsics_convention": ckpt.get("intrinsics_convention"), "precision": "fp16" if fp16 else "fp32",
             "metric": bool(ckpt.get("metric", False)),
-            "inputs": {"image": [1, 3, height, width]}, "outputs": {"depth": [1, 1, height, width]}}
+            "inputs": {"image": [1, 3, height, width]}, "outputs": {name: [1, 1, height, width] for name in OUTPUTS}}
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = None, width: int | None = None,
                 fp16: bool = False) -> Path:
-    """Static-shape ONNX (opset 17) with names ``image`` / ``depth`` and metadata in metadata_props."""
+    """Static-shape ONNX (opset 17): input ``image``, outputs ``depth`` and ``uncertainty``, and the
+    spidepth metadata in metadata_props."""
     import onnx
     ckpt = read_checkpoint(checkpoint)
     cfg = DepthConfig.from_dict(ckpt["config"])
@@ -63,14 +70,15 @@ def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = No
     try:
         with torch.no_grad():
             torch.onnx.export(_ExportWrapper(model, fp16), (torch.rand(1, 3, height, width),), str(tmp), dynamo=False,
-                              opset_version=OPSET, input_names=["image"], output_names=["depth"])
+                              opset_version=OPSET, input_names=["image"], output_names=list(OUTPUTS))
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
     proto = onnx.load(str(tmp))
-    dims = proto.graph.output[0].type.tensor_type.shape.dim
-    del dims[:]
-    for value in (1, 1, height, width):  # static output shape (the final Resize's size is computed)
-        dims.add().dim_value = value
+    for output in proto.graph.output:  # static output shapes (the final Resize's size is computed)
+        dims = output.type.tensor_type.shape.dim
+        del dims[:]
+        for value in (1, 1, height, width):
+            dims.add().dim_value = value
     meta = proto.metadata_props.add()
     meta.key, meta.value = "spidepth", json.dumps(export_metadata(ckpt, height, width, fp16, file_sha256(checkpoint)))
     onnx.checker.check_model(proto)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .geometry import intrinsics_matrix, kitti_intrinsics
+from .inference.predictor import DepthResult, Predictor
 from .scale import ScaleEstimator
 
 
@@ -31,12 +32,19 @@ class DepthPolicy:
         if not self.min_depth < self.max_depth:
             raise ValueError(f"min_depth ({self.min_depth}) must be below max_depth ({self.max_depth})")
 
-    def run(self, predictor, rgb: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(depth HxW float32 metres with NaN outside the range, its K) for one frame; frames in order,
-        as the camera_height scale is smoothed over time."""
-        result = predictor.predict(rgb, K, output_size=self.output_size)
+    def run(self, predictor: Predictor, rgb: np.ndarray, K: np.ndarray, uncertainty: bool = False) -> DepthResult:
+        """Depth (HxW float32 metres, NaN outside the range), its K and, if asked for, its uncertainty
+        (scaled like the depth, NaN where the depth is) for one frame. Frames come in order, as the
+        camera_height scale is smoothed over time."""
+        result = predictor.predict(rgb, K, output_size=self.output_size, uncertainty=uncertainty)
         if result.K is None:  # given K, the predictor always returns the K of its output
             raise RuntimeError("the predictor returned no intrinsics")
-        depth = result.depth * np.float32(self.scale.update(result.depth, result.K))
-        depth[~np.isfinite(depth) | (depth < self.min_depth) | (depth > self.max_depth)] = np.nan
-        return depth, result.K
+        scale = np.float32(self.scale.update(result.depth, result.K))
+        depth = result.depth * scale
+        invalid = ~np.isfinite(depth) | (depth < self.min_depth) | (depth > self.max_depth)
+        depth[invalid] = np.nan
+        spread = None
+        if result.uncertainty is not None:
+            spread = result.uncertainty * scale
+            spread[invalid] = np.nan
+        return DepthResult(depth, result.K, spread)

@@ -87,7 +87,7 @@ class DepthNode(Node):
         self._infos: deque[tuple[CameraInfo, np.ndarray]] = deque(maxlen=30)  # recent ones, for exact sync
         self._pending: tuple | None = None  # exact sync: the newest image still waiting for its camera_info
         self.unmatched = 0
-        self._fallback_said = False
+        self._said: set[str] = set()  # warnings given once
         self.rates = {"in": _Rate(), "out": _Rate()}
         self.latencies: deque = deque(maxlen=50)
         self.dropped = self.errors = 0
@@ -113,6 +113,7 @@ class DepthNode(Node):
         self.pub_info = publisher(CameraInfo, "depth/camera_info")
         self.pub_colored = publisher(Image, "depth/colored")
         self.pub_points = publisher(PointCloud2, "points")
+        self.pub_uncertainty = publisher(Image, "depth/uncertainty")
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Inference runs in the callback: a thread hand-off cost about 0.5 ms per frame (spidepth_ros.bench).
         callback: Callable[..., None] = self._on_image if _HAS_MESSAGE_INFO else self._on_image_only
@@ -219,7 +220,7 @@ class DepthNode(Node):
 
     def _idle_now(self) -> bool:
         """No one subscribes to any output: skip the network (robots share one computer among many nodes)."""
-        outputs = (self.pub_depth, self.pub_info, self.pub_colored, self.pub_points)
+        outputs = (self.pub_depth, self.pub_info, self.pub_colored, self.pub_points, self.pub_uncertainty)
         idle = all(pub.get_subscription_count() == 0 for pub in outputs)
         if idle != self.idle:
             self.get_logger().info("no subscribers: idle, not running the network" if idle
@@ -266,11 +267,14 @@ class DepthNode(Node):
                 K = resize_intrinsics(K, (info.height, info.width), hw)
             return K, info
         K = fallback_intrinsics(hw, self.p["fx"], self.p["fy"], self.p["cx"], self.p["cy"])
-        if not self._fallback_said:
-            self.get_logger().warning(f"no usable camera_info: using intrinsics parameters fx={K[0, 0]:.1f} "
-                                      f"fy={K[1, 1]:.1f} cx={K[0, 2]:.1f} cy={K[1, 2]:.1f}")
-            self._fallback_said = True
+        self._warn_once(f"no usable camera_info: using intrinsics parameters fx={K[0, 0]:.1f} "
+                        f"fy={K[1, 1]:.1f} cx={K[0, 2]:.1f} cy={K[1, 2]:.1f}")
         return K, None
+
+    def _warn_once(self, text: str) -> None:
+        if text not in self._said and len(self._said) < 100:
+            self._said.add(text)
+            self.get_logger().warning(text)
 
     # -- work ----------------------------------------------------------------------
     def _handle(self, msg, arrived: float, entry: tuple[CameraInfo, np.ndarray] | None = None) -> None:
@@ -297,16 +301,25 @@ class DepthNode(Node):
         """Depth for one image; ``entry`` is its (camera_info, K) under exact sync."""
         rgb = conv.image_to_rgb(msg, self.p["max_image_pixels"])
         K_in, info = self._intrinsics(rgb.shape[:2], entry)
-        depth, K = self.policy.run(self.predictor, rgb, K_in)
+        points = self.pub_points.get_subscription_count() > 0
+        publish_spread = self.pub_uncertainty.get_subscription_count() > 0
+        filter_points = points and self.p["point_max_relative_uncertainty"] > 0
+        result = self.policy.run(self.predictor, rgb, K_in, uncertainty=publish_spread or filter_points)
+        depth, K, spread = result.depth, result.K, result.uncertainty
+        assert K is not None  # DepthPolicy.run raises rather than return no K
+        if (publish_spread or filter_points) and spread is None:
+            self._warn_once("this model file has no uncertainty output (re-export it with spidepth export): "
+                            "depth/uncertainty stays silent and points are not filtered by it")
         header = msg.header
         self.pub_depth.publish(conv.depth_to_msg(depth, header))
         self.pub_info.publish(conv.scaled_camera_info(K_in, rgb.shape[:2], depth.shape, header, info))
-        small = None
+        if publish_spread and spread is not None:
+            self.pub_uncertainty.publish(conv.depth_to_msg(spread, header))
         if self.pub_colored.get_subscription_count() > 0:
             self.pub_colored.publish(conv.rgb_to_msg(colorize_depth(depth), header))
-        if self.pub_points.get_subscription_count() > 0:
+        if points:
             small = self._resize_rgb(rgb, depth.shape) if self.p["point_color"] else None
-            self.pub_points.publish(conv.cloud_to_msg(self.cloud(depth, K, small), header))
+            self.pub_points.publish(conv.cloud_to_msg(self.cloud(depth, K, small, spread), header))
         self.latencies.append(time.monotonic() - arrived)
         self.rates["out"].tick()
 
@@ -315,10 +328,18 @@ class DepthNode(Node):
         import cv2
         return rgb if rgb.shape[:2] == hw else cv2.resize(rgb, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
 
-    def cloud(self, depth: np.ndarray, K: np.ndarray, rgb: np.ndarray | None) -> np.ndarray:
+    def cloud(self, depth: np.ndarray, K: np.ndarray, rgb: np.ndarray | None,
+              spread: np.ndarray | None = None) -> np.ndarray:
+        """Organised points; NaN beyond point_max_range and, with an uncertainty map, where
+        uncertainty / depth exceeds point_max_relative_uncertainty (> 0)."""
         step = self.p["point_decimation"]
         d, Kd = decimate(depth, K, step)
-        d = np.where(d > self.p["point_max_range"], np.nan, d)
+        far = d > self.p["point_max_range"]
+        limit = self.p["point_max_relative_uncertainty"]
+        if spread is not None and limit > 0:
+            with np.errstate(invalid="ignore"):
+                far |= spread[::step, ::step] > limit * d
+        d = np.where(far, np.nan, d)
         colors = rgb[::step, ::step] if rgb is not None else None
         return pack_cloud(depth_to_points(d, Kd), colors)
 

@@ -26,6 +26,8 @@ PARAMETERS = {
     "max_depth": (80.0, "depths above this (metres, after scaling) are published as NaN", (0.01, 10000.0), False),
     "point_decimation": (1, "use every N-th pixel in each direction for the point cloud", (1, 16), False),
     "point_max_range": (40.0, "points farther than this (metres) are NaN in the cloud", (0.1, 10000.0), False),
+    "point_max_relative_uncertainty": (0.0, "leave out points whose uncertainty / depth exceeds this (e.g. 0.3); "
+                                       "0 keeps all", (0.0, 100.0), False),
     "point_color": (True, "add rgb to the point cloud (xyzrgb) or not (xyz)", None, False),
     "reliability": ("reliable", "publisher reliability: reliable | best_effort", ("reliable", "best_effort"), True),
     "camera_info_sync": ("latest", "latest: the newest camera_info; exact: the one stamped like the image "

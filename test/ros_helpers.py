@@ -55,9 +55,9 @@ class Client:
         self.pub_image = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
         self.pub_compressed = self.node.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
         self.pub_info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
-        self.received = {k: [] for k in ("depth", "depth/camera_info", "depth/colored", "points", "/diagnostics")}
         types = {"depth": Image, "depth/camera_info": CameraInfo, "depth/colored": Image, "points": PointCloud2,
-                 "/diagnostics": DiagnosticArray}
+                 "depth/uncertainty": Image, "/diagnostics": DiagnosticArray}
+        self.received: dict[str, list] = {k: [] for k in types}
         for topic, typ in types.items():
             self.node.create_subscription(typ, topic, lambda m, t=topic: self.received[t].append(m), 10)
 

@@ -201,7 +201,7 @@ def test_latency_benchmark_reports_every_backend(tiny_checkpoint, tmp_path, caps
                  "--runs", "3", "--warmup", "1", "--size", "64x192", "--output", str(out)]) == 0
     report = json.loads((out / "latency.json").read_text())
     assert report["size"] == [64, 192] and [r["backend"] for r in report["rows"]] == ["torch", "onnxruntime"]
-    assert all(r["median_ms"] > 0 for r in report["rows"])
+    assert all(r["median_ms"] > 0 and r["with_uncertainty_ms"] > 0 for r in report["rows"])
     assert "onnxruntime" in capsys.readouterr().out
 
 

@@ -25,9 +25,10 @@ def exported(tiny_checkpoint, tmp_path_factory):
 def test_onnx_io_metadata_and_ops(exported):
     ckpt, path = exported
     model = onnx.load(str(path))
-    assert [i.name for i in model.graph.input] == ["image"] and [o.name for o in model.graph.output] == ["depth"]
-    dims = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
-    assert dims == [1, 1, 64, 192]
+    assert [i.name for i in model.graph.input] == ["image"]
+    assert [o.name for o in model.graph.output] == ["depth", "uncertainty"]
+    for output in model.graph.output:
+        assert [d.dim_value for d in output.type.tensor_type.shape.dim] == [1, 1, 64, 192]
     meta = json.loads({p.key: p.value for p in model.metadata_props}["spidepth"])
     assert meta["input_size"] == [64, 192] and meta["depth_range"] == [1e-3, 80.0]
     assert meta["checkpoint_sha256"] == file_sha256(ckpt)
@@ -66,6 +67,26 @@ def test_predictor_backends_agree(exported):
                                      [0, 0, 1]])
     bgr = ort.predict(image[..., ::-1].copy(), bgr=True)
     assert np.allclose(bgr.depth, ort_out.depth)
+
+
+def test_uncertainty_is_the_same_on_every_backend_and_optional(exported, tmp_path):
+    ckpt, path = exported
+    image = np.random.default_rng(3).integers(0, 255, (100, 300, 3), dtype=np.uint8)
+    torch_out = Predictor(ckpt, "torch").predict(image, uncertainty=True)
+    ort_out = Predictor(path, "onnxruntime").predict(image, uncertainty=True)
+    assert torch_out.uncertainty is not None and ort_out.uncertainty is not None
+    assert torch_out.uncertainty.shape == (100, 300) and (torch_out.uncertainty > 0).all()
+    assert np.allclose(torch_out.uncertainty, ort_out.uncertainty, rtol=1e-4, atol=1e-3)
+    assert np.allclose(torch_out.depth, ort_out.depth, rtol=1e-4, atol=1e-3)
+    assert Predictor(path, "onnxruntime").predict(image).uncertainty is None  # only when asked for
+    # an ONNX file exported before the output existed still runs; it simply has no uncertainty
+    old = onnx.load(str(path))
+    keep = [o for o in old.graph.output if o.name == "depth"]
+    del old.graph.output[:]
+    old.graph.output.extend(keep)
+    onnx.save(old, str(tmp_path / "old.onnx"))
+    legacy = Predictor(tmp_path / "old.onnx", "onnxruntime").predict(image, uncertainty=True)
+    assert legacy.uncertainty is None and np.allclose(legacy.depth, ort_out.depth)
 
 
 def test_predictor_errors(exported, tmp_path):

@@ -29,6 +29,23 @@ def test_tiny_forward_in_depth_range():
     assert depth.min() >= 0.5 and depth.max() <= 30.0
 
 
+def test_uncertainty_is_the_spread_of_the_bin_mixture():
+    torch.manual_seed(0)
+    model = create_model("spidepth_tiny").eval()
+    x = torch.rand(2, 3, 64, 192)
+    with torch.no_grad():
+        depth, spread = model.depth_and_uncertainty(x)
+        assert torch.allclose(depth, model(x))
+        prob, centers = model.head.distribution(model.unet(model.norm(x)))
+        second_moment = (prob * centers**2).sum(1, keepdim=True)
+        mean = (prob * centers).sum(1, keepdim=True)
+        low_res = (second_moment - mean**2).clamp(min=0).sqrt()  # Var = E[c^2] - E[c]^2, another route
+    expected = torch.nn.functional.interpolate(low_res, size=(64, 192), mode="bilinear", align_corners=False)
+    assert spread.shape == depth.shape and (spread >= 0).all()
+    assert torch.allclose(spread, expected, rtol=1e-3, atol=1e-3)
+    assert prob.shape[1] == model.config.num_bins and torch.allclose(prob.sum(1), torch.ones(1))
+
+
 @pytest.mark.parametrize("kind", ["strengthened", "standard"])
 def test_backward_reaches_every_parameter(kind):
     torch.manual_seed(0)

@@ -169,10 +169,9 @@ def test_diagnostics(node):
     assert {"input_rate_hz", "output_rate_hz", "latency_ms", "dropped_frames", "scale"} <= set(values)
 
 
-def test_parameters_are_validated(node):
+def _param_setter(client):
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
-    _, client, _ = node
     srv = client.node.create_client(SetParameters, "/depth_node/set_parameters")
     assert srv.wait_for_service(timeout_sec=10)
 
@@ -181,7 +180,12 @@ def test_parameters_are_validated(node):
         fut = srv.call_async(req)
         assert client.spin_until(fut.done, 10)
         return fut.result().results[0]
+    return set_param
 
+
+def test_parameters_are_validated(node):
+    _, client, _ = node
+    set_param = _param_setter(client)
     assert not set_param("scale_policy", "magic").successful
     assert "model_path" in set_param("model_path", "/tmp/other.pt").reason
     res = set_param("backend", "torch")
@@ -190,6 +194,35 @@ def test_parameters_are_validated(node):
     cloud = _send(client, image_msg(_rgb(4)), n=2, key="points")
     assert (cloud.height, cloud.width) == (32, 96)
     assert set_param("point_decimation", 1).successful
+
+
+def _image_array(msg) -> np.ndarray:
+    return np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width)
+
+
+def test_uncertainty_topic_and_point_filter(node, tiny_checkpoint):
+    from spidepth_core.inference import Predictor
+    _, client, _ = node
+    rgb = _rgb(8)
+    ref = Predictor(tiny_checkpoint, "torch").predict(rgb, K_CAM, output_size="model", uncertainty=True)
+    msg = _send(client, image_msg(rgb, stamp=(5, 6)), n=2, key="depth/uncertainty")
+    assert msg.encoding == "32FC1" and (msg.header.stamp.sec, msg.header.stamp.nanosec) == (5, 6)
+    spread = _image_array(msg)
+    assert spread.shape == ref.uncertainty.shape and (spread > 0).all()
+    assert np.allclose(spread, ref.uncertainty, rtol=1e-4, atol=1e-4)
+    # points whose uncertainty exceeds the fraction of their depth drop out, the rest stay
+    relative = ref.uncertainty / ref.depth
+    limit = float(np.median(relative))
+    set_param = _param_setter(client)
+    assert set_param("point_max_relative_uncertainty", limit).successful
+    try:
+        cloud = _send(client, image_msg(rgb), n=3, key="points")
+    finally:
+        assert set_param("point_max_relative_uncertainty", 0.0).successful
+    z = np.frombuffer(bytes(cloud.data), np.float32).reshape(cloud.height, cloud.width, -1)[..., 2]
+    clear = np.abs(relative - limit) > 1e-3 * limit  # pixels not on the threshold itself
+    assert (np.isnan(z) == (relative > limit))[clear].all()
+    assert 0.3 < np.isnan(z).mean() < 0.7
 
 
 def test_compressed_input(tiny_checkpoint, tmp_path):

@@ -1,4 +1,5 @@
-"""Inference backends: x [1,3,H,W] float32 RGB in [0,1] -> depth [1,1,H,W] float32 metres.
+"""Inference backends: x [1,3,H,W] float32 RGB in [0,1] -> depth [1,1,H,W] float32 metres, and on request
+the per-pixel uncertainty (standard deviation of the depth-bin mixture, metres) of the same shape.
 
 Every runtime implements ``Backend``; ``resolve`` decides which one runs which file, ``factory`` opens it.
 """
@@ -25,6 +26,10 @@ class Backend(Protocol):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """[1,3,H,W] float32 RGB in [0,1] at metadata["input_size"] -> [1,1,H,W] float32 depth in metres."""
+        ...
+
+    def run_with_uncertainty(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(depth, uncertainty), both [1,1,H,W]; uncertainty is None for a file exported without it."""
         ...
 
 
@@ -54,6 +59,11 @@ class TorchBackend:
         with self.torch.inference_mode():
             out = self.model(self.torch.from_numpy(x).to(self.device))
         return out.float().cpu().numpy()
+
+    def run_with_uncertainty(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        with self.torch.inference_mode():
+            depth, spread = self.model.depth_and_uncertainty(self.torch.from_numpy(x).to(self.device))
+        return depth.float().cpu().numpy(), spread.float().cpu().numpy()
 
 
 def onnx_metadata(model_props: dict[str, str], source: str) -> dict:
@@ -91,6 +101,13 @@ class OnnxRuntimeBackend:
         self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.provider = self.session.get_providers()[0]
         self.metadata = onnx_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
+        self.has_uncertainty = "uncertainty" in {o.name for o in self.session.get_outputs()}
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(["depth"], {"image": x})[0]
+
+    def run_with_uncertainty(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self.has_uncertainty:  # exported before the output existed
+            return self.run(x), None
+        depth, spread = self.session.run(["depth", "uncertainty"], {"image": x})
+        return depth, spread

@@ -22,8 +22,9 @@ def default_model_path() -> Path:
 
 @dataclass
 class DepthResult:
-    depth: np.ndarray        # HxW float32 metres
-    K: np.ndarray | None     # 3x3 intrinsics matching ``depth`` (None if none were given)
+    depth: np.ndarray                     # HxW float32 metres
+    K: np.ndarray | None                  # 3x3 intrinsics matching ``depth`` (None if none were given)
+    uncertainty: np.ndarray | None = None  # HxW float32 metres (std of the depth-bin mixture), if asked for
 
 
 class Predictor:
@@ -60,13 +61,21 @@ class Predictor:
         return x
 
     def predict(self, image: np.ndarray, K: np.ndarray | None = None, bgr: bool = False,
-                output_size: str = "input") -> DepthResult:
-        """Depth for one image. ``output_size``: 'input' (image size) or 'model' (network size)."""
-        depth = self.backend.run(self.preprocess(image, bgr))[0, 0]
-        src = image.shape[:2]
-        if output_size == "input" and depth.shape != src:
-            depth = cv2.resize(depth, (src[1], src[0]), interpolation=cv2.INTER_LINEAR)
-        elif output_size not in ("input", "model"):
+                output_size: str = "input", uncertainty: bool = False) -> DepthResult:
+        """Depth for one image. ``output_size``: 'input' (image size) or 'model' (network size).
+        ``uncertainty``: also the per-pixel uncertainty (None where the model file has no such output)."""
+        if output_size not in ("input", "model"):
             raise ValueError(f"output_size must be 'input' or 'model', got {output_size!r}")
-        K_out = None if K is None else resize_intrinsics(np.asarray(K, np.float64), src, depth.shape)
-        return DepthResult(np.ascontiguousarray(depth, dtype=np.float32), K_out)
+        x = self.preprocess(image, bgr)
+        depth, spread = self.backend.run_with_uncertainty(x) if uncertainty else (self.backend.run(x), None)
+        src = image.shape[:2] if output_size == "input" else depth.shape[2:]
+        depth = _fit(depth[0, 0], src)
+        K_out = None if K is None else resize_intrinsics(np.asarray(K, np.float64), image.shape[:2], depth.shape)
+        return DepthResult(depth, K_out, None if spread is None else _fit(spread[0, 0], src))
+
+
+def _fit(channel: np.ndarray, hw: tuple[int, ...]) -> np.ndarray:
+    """A network output channel as contiguous float32 at size hw."""
+    if channel.shape != tuple(hw):
+        channel = cv2.resize(channel, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(channel, dtype=np.float32)

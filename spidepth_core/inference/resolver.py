@@ -83,7 +83,8 @@ def checkpoint_onnx(checkpoint: Path) -> tuple[Path, bool]:
         if exported_from(beside) == digest:
             return beside, False
         log.warning("ignoring %s: it was not exported from %s (re-run spidepth export)", beside.name, checkpoint.name)
-    cached = cache_dir("onnx") / f"{checkpoint.stem}-{digest[:16]}.onnx"
+    from ..export import EXPORT_VERSION
+    cached = cache_dir("onnx") / f"{checkpoint.stem}-{digest[:16]}-v{EXPORT_VERSION}.onnx"
     return cached, not cached.is_file()
 
 

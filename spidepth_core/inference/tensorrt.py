@@ -153,11 +153,12 @@ class TensorRTBackend:
             shape = tuple(self.engine.get_tensor_shape(name))
             self.buffers[name] = torch.empty(shape, dtype=torch.float32, device=self.device)
             self.context.set_tensor_address(name, self.buffers[name].data_ptr())
-        if set(self.buffers) != {"image", "depth"}:
-            raise ValueError(f"engine tensors {sorted(self.buffers)} are not image/depth")
+        if set(self.buffers) not in ({"image", "depth"}, {"image", "depth", "uncertainty"}):
+            raise ValueError(f"engine tensors {sorted(self.buffers)} are not image, depth (and uncertainty)")
 
     def run_tensor(self, x):
-        """Device tensor in, device tensor out (no host round trip)."""
+        """Device tensor in, device depth tensor out (no host round trip); the uncertainty, where the engine
+        has it, is in ``self.buffers["uncertainty"]``."""
         with self.torch.cuda.stream(self.stream):
             self.buffers["image"].copy_(x, non_blocking=True)
             if not self.context.execute_async_v3(self.stream.cuda_stream):
@@ -168,3 +169,8 @@ class TensorRTBackend:
     def run(self, x: np.ndarray) -> np.ndarray:
         out = self.run_tensor(self.torch.from_numpy(x).pin_memory().to(self.device, non_blocking=True))
         return out.cpu().numpy()
+
+    def run_with_uncertainty(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        depth = self.run(x)
+        spread = self.buffers.get("uncertainty")
+        return depth, None if spread is None else spread.cpu().numpy()

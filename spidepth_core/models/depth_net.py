@@ -81,3 +81,10 @@ class DepthNet(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         depth = self.forward_low_res(image)
         return F.interpolate(depth, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+    def depth_and_uncertainty(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """image -> (depth, uncertainty), both [B,1,H,W] in metres; the uncertainty is the standard
+        deviation of each pixel's depth-bin mixture."""
+        both = torch.cat(self.head.depth_and_spread(self.unet(self.norm(image))), dim=1)
+        both = F.interpolate(both, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return both[:, :1], both[:, 1:]

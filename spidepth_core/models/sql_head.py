@@ -9,7 +9,8 @@ MAX_TOKENS = 500
 
 
 class SQLHead(nn.Module):
-    """S [B,C,h,w] -> depth [B,1,h,w] in (min_depth, max_depth).
+    """S [B,C,h,w] -> depth [B,1,h,w] in (min_depth, max_depth): each pixel is a probability mixture over
+    adaptive depth bins, so it also has a spread (``depth_and_spread``).
 
     Queries are the first ``num_queries`` transformer output tokens (raster order).
     """
@@ -58,7 +59,8 @@ class SQLHead(nn.Module):
         edges = torch.cumsum(F.pad(widths, (1, 0), value=self.min_depth), dim=1)
         return 0.5 * (edges[:, :-1] + edges[:, 1:])
 
-    def forward(self, s: torch.Tensor) -> torch.Tensor:
+    def distribution(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """S [B,C,h,w] -> (per-pixel bin probabilities [B,n_bins,h,w], bin centres [B,n_bins,1,1])."""
         b, _, h, w = s.shape
         self.check_size(h, w)
         queries = self.queries(s)
@@ -68,4 +70,16 @@ class SQLHead(nn.Module):
         summary = torch.bmm(weights, keys.transpose(1, 2))     # [B,Q,E]
         centers = self.bin_centers(summary)
         prob = torch.softmax(self.to_prob(energy.view(b, -1, h, w)), dim=1)
-        return (prob * centers[:, :, None, None]).sum(dim=1, keepdim=True)
+        return prob, centers[:, :, None, None]
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        """S -> depth [B,1,h,w]: the mean of each pixel's bin mixture."""
+        prob, centers = self.distribution(s)
+        return (prob * centers).sum(dim=1, keepdim=True)
+
+    def depth_and_spread(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """S -> (depth, standard deviation of the bin mixture), both [B,1,h,w] in metres."""
+        prob, centers = self.distribution(s)
+        depth = (prob * centers).sum(dim=1, keepdim=True)
+        variance = (prob * (centers - depth) ** 2).sum(dim=1, keepdim=True)
+        return depth, variance.clamp(min=0).sqrt()

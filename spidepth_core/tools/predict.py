@@ -56,7 +56,7 @@ def predict_path(input_path: str | Path, output: str | Path, model: str | None =
             skipped.append((path, str(exc)))
             continue
         K = fallback_intrinsics(image.shape[:2]) if K_file is None else _for_size(K_file, image.shape[:2])
-        depth, _ = policy.run(predictor, image, K)
+        depth = policy.run(predictor, image, K).depth
         write_depth(out, path.stem, depth, image)
     return len(files) - len(skipped), skipped
 
