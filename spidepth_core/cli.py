@@ -53,6 +53,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--intrinsics", help="camera YAML (fx, fy, cx, cy, width, height) for the ground fit")
     p.add_argument("--min-depth", type=float, default=0.0, help="depths below (after scaling) -> invalid")
     p.add_argument("--max-depth", type=float, default=float("inf"), help="depths above (after scaling) -> invalid")
+    p.add_argument("--uncertainty", action="store_true", help="also write <name>_uncertainty.npy (metres)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -408,7 +409,8 @@ def cmd_predict(args) -> int:
     from .tools.predict import predict_path
     policy = DepthPolicy(ScaleEstimator(args.scale_policy, args.depth_scale, args.camera_height),
                          args.min_depth, args.max_depth)
-    written, skipped = predict_path(args.input, args.output, args.model, args.backend, policy, args.intrinsics)
+    written, skipped = predict_path(args.input, args.output, args.model, args.backend, policy, args.intrinsics,
+                                    args.uncertainty)
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"wrote depth for {written} image(s) to {args.output}"

@@ -90,6 +90,14 @@ def test_predict_applies_the_nodes_scale_and_range_policy(tiny_checkpoint, world
     assert main([*base, "--output", str(tmp_path / "cut"), "--max-depth", str(cut)]) == 0
     masked = np.load(tmp_path / "cut" / "000003_depth.npy")
     assert np.isnan(masked[raw > cut]).all() and np.allclose(masked[raw < cut], raw[raw < cut])
+    # the uncertainty is scaled with the depth and invalid where the depth is
+    assert main([*base, "--output", str(tmp_path / "u"), "--uncertainty"]) == 0
+    assert main([*base, "--output", str(tmp_path / "u2"), "--uncertainty", "--scale-policy", "fixed",
+                 "--depth-scale", "2", "--max-depth", str(2 * cut)]) == 0
+    spread = np.load(tmp_path / "u" / "000003_uncertainty.npy")
+    spread2 = np.load(tmp_path / "u2" / "000003_uncertainty.npy")
+    assert spread.shape == raw.shape and (spread > 0).all()
+    assert np.isnan(spread2[raw > cut]).all() and np.allclose(spread2[raw < cut], 2 * spread[raw < cut], rtol=1e-6)
     # the bundled model sees the road: the ground fit scales its depth to the camera height given
     bundled = ["predict", image, "--backend", "torch", "--intrinsics", str(world_dir / "seq_0000" / "intrinsics.yaml")]
     assert main([*bundled, "--output", str(tmp_path / "b")]) == 0

@@ -15,24 +15,27 @@ from ..pipeline import DepthPolicy, fallback_intrinsics
 from ..viz import preview
 
 
-def write_depth(out_dir: Path, stem: str, depth: np.ndarray, image: np.ndarray | None = None) -> None:
+def write_depth(out_dir: Path, stem: str, depth: np.ndarray, image: np.ndarray | None = None,
+                uncertainty: np.ndarray | None = None) -> None:
     """<stem>_depth.png (uint16 mm, 0 = invalid), <stem>_depth.npy, <stem>_preview.png (camera above depth,
-    960 px wide, with a colour bar in metres)."""
+    960 px wide, with a colour bar in metres), and <stem>_uncertainty.npy (metres) when given."""
     out_dir.mkdir(parents=True, exist_ok=True)
     mm = np.where(np.isfinite(depth), np.clip(depth * 1000.0, 0, 65535), 0).astype(np.uint16)
     cv2.imwrite(str(out_dir / f"{stem}_depth.png"), mm)
     np.save(out_dir / f"{stem}_depth.npy", depth.astype(np.float32))
+    if uncertainty is not None:
+        np.save(out_dir / f"{stem}_uncertainty.npy", uncertainty.astype(np.float32))
     picture = preview(image, depth)
     cv2.imwrite(str(out_dir / f"{stem}_preview.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
 
 def predict_path(input_path: str | Path, output: str | Path, model: str | None = None,
                  backend: str = "auto", policy: DepthPolicy | None = None,
-                 intrinsics: str | None = None) -> tuple[int, list[tuple[Path, str]]]:
+                 intrinsics: str | None = None, uncertainty: bool = False) -> tuple[int, list[tuple[Path, str]]]:
     """Depth for one image or every image of a folder (in name order), with the node's scale and range
     ``policy`` (default: unscaled, unmasked). ``intrinsics``: a YAML for the camera_height policy's ground
-    fit (default: KITTI's normalised intrinsics). Unreadable images are skipped: returns
-    (images written, [(skipped image, reason)])."""
+    fit (default: KITTI's normalised intrinsics). ``uncertainty``: also write each pixel's uncertainty.
+    Unreadable images are skipped: returns (images written, [(skipped image, reason)])."""
     src = Path(input_path)
     if src.is_dir():
         files = list_images(src)
@@ -56,8 +59,10 @@ def predict_path(input_path: str | Path, output: str | Path, model: str | None =
             skipped.append((path, str(exc)))
             continue
         K = fallback_intrinsics(image.shape[:2]) if K_file is None else _for_size(K_file, image.shape[:2])
-        depth = policy.run(predictor, image, K).depth
-        write_depth(out, path.stem, depth, image)
+        result = policy.run(predictor, image, K, uncertainty)
+        if uncertainty and result.uncertainty is None:
+            raise ValueError(f"{predictor.model_path} has no uncertainty output; re-export it with spidepth export")
+        write_depth(out, path.stem, result.depth, image, result.uncertainty)
     return len(files) - len(skipped), skipped
 
 
