@@ -85,7 +85,7 @@ class _QuarterDepth:
     def __init__(self, sequences) -> None:
         self.frames = iter([seq.depth(i) for seq in sequences for i in range(len(seq))])
 
-    def predict(self, image, K):
+    def predict(self, image, K, uncertainty=False):
         from spidepth_core.inference import DepthResult
         gt = next(self.frames)
         return DepthResult(depth=np.where(gt > 0, gt * 0.25, np.nan).astype(np.float32), K=K)
