@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .inference.predictor import NO_UNCERTAINTY
 from .metrics import evaluate_pair, mean_errors
 from .scale import ScaleEstimator
 from .sparsification import Sparsification
@@ -39,14 +40,17 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
             continue
         if gt.shape != pred.shape:  # e.g. a depth camera at another resolution than the colour one
             pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
+            if spread is not None:
+                spread = cv2.resize(spread, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
         mask = (gt > min_depth) & (gt < max_depth)
         if not mask.any():
             continue
         errors, scale = evaluate_pair(gt, pred, mask, median_scaling and estimator is None, min_depth, max_depth)
         rows.append(errors)
         if sparsification is not None:
-            _add_uncertainty(sparsification, gt[mask], pred[mask] * scale, spread, mask, scale,
-                             (min_depth, max_depth))
+            if spread is None:
+                raise ValueError(f"{getattr(predictor, 'model_path', 'the model')} {NO_UNCERTAINTY}")
+            sparsification.add(gt[mask], np.clip(pred[mask] * scale, min_depth, max_depth), spread[mask] * scale)
         scales.append(scale if estimator is None else estimator.scale)
     if not rows:
         raise ValueError("no frames with ground-truth depth to evaluate")
@@ -54,15 +58,6 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
     result["scale_std"] = float(np.std(scales) / np.mean(scales))
     result["images"] = len(rows)
     return result
-
-
-def _add_uncertainty(acc: Sparsification, gt: np.ndarray, pred: np.ndarray, spread: np.ndarray | None,
-                     mask: np.ndarray, scale: float, limits: tuple[float, float]) -> None:
-    if spread is None:
-        raise ValueError("this model file has no uncertainty output; re-export it with spidepth export")
-    if spread.shape != mask.shape:
-        spread = cv2.resize(spread, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_LINEAR)
-    acc.add(gt, np.clip(pred, *limits), spread[mask] * scale)
 
 
 def _height(seq, camera_height: float | str) -> float:

@@ -27,6 +27,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from spidepth_core.errors import first_line
 from spidepth_core.geometry import resize_intrinsics
 from spidepth_core.inference import Predictor, validate_model_file
+from spidepth_core.inference.predictor import NO_UNCERTAINTY
 from spidepth_core.pipeline import DepthPolicy, fallback_intrinsics
 from spidepth_core.pointcloud import decimate, depth_to_points, pack_cloud
 from spidepth_core.scale import ScaleEstimator
@@ -162,8 +163,10 @@ class DepthNode(Node):
         return str(default_model_path())
 
     @staticmethod
-    def _make_policy(p: dict) -> DepthPolicy:
-        scale = ScaleEstimator(p["scale_policy"], p["depth_scale"], p["camera_height"], p["scale_smoothing"])
+    def _make_policy(p: dict, scale: ScaleEstimator | None = None) -> DepthPolicy:
+        """The depth policy of parameters ``p``; ``scale``: keep this running scale estimate."""
+        if scale is None:
+            scale = ScaleEstimator(p["scale_policy"], p["depth_scale"], p["camera_height"], p["scale_smoothing"])
         return DepthPolicy(scale, p["min_depth"], p["max_depth"], p["output_size"])
 
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -184,7 +187,7 @@ class DepthNode(Node):
         if any(new[k] != self.p[k] for k in ("scale_policy", "depth_scale", "camera_height", "scale_smoothing")):
             self.policy = self._make_policy(new)
         else:  # the range and output size change; the scale estimate carries on
-            self.policy = DepthPolicy(self.policy.scale, new["min_depth"], new["max_depth"], new["output_size"])
+            self.policy = self._make_policy(new, self.policy.scale)
         self.p = new
         return SetParametersResult(successful=True)
 
@@ -303,13 +306,13 @@ class DepthNode(Node):
         K_in, info = self._intrinsics(rgb.shape[:2], entry)
         points = self.pub_points.get_subscription_count() > 0
         publish_spread = self.pub_uncertainty.get_subscription_count() > 0
-        filter_points = points and self.p["point_max_relative_uncertainty"] > 0
-        result = self.policy.run(self.predictor, rgb, K_in, uncertainty=publish_spread or filter_points)
+        want_spread = publish_spread or (points and self.p["point_max_relative_uncertainty"] > 0)
+        result = self.policy.run(self.predictor, rgb, K_in, uncertainty=want_spread)
         depth, K, spread = result.depth, result.K, result.uncertainty
         assert K is not None  # DepthPolicy.run raises rather than return no K
-        if (publish_spread or filter_points) and spread is None:
-            self._warn_once("this model file has no uncertainty output (re-export it with spidepth export): "
-                            "depth/uncertainty stays silent and points are not filtered by it")
+        if want_spread and spread is None:
+            self._warn_once(f"{self.predictor.model_path} {NO_UNCERTAINTY}: depth/uncertainty stays silent and "
+                            "points are not filtered by it")
         header = msg.header
         self.pub_depth.publish(conv.depth_to_msg(depth, header))
         self.pub_info.publish(conv.scaled_camera_info(K_in, rgb.shape[:2], depth.shape, header, info))
@@ -334,12 +337,12 @@ class DepthNode(Node):
         uncertainty / depth exceeds point_max_relative_uncertainty (> 0)."""
         step = self.p["point_decimation"]
         d, Kd = decimate(depth, K, step)
-        far = d > self.p["point_max_range"]
+        drop = d > self.p["point_max_range"]
         limit = self.p["point_max_relative_uncertainty"]
         if spread is not None and limit > 0:
             with np.errstate(invalid="ignore"):
-                far |= spread[::step, ::step] > limit * d
-        d = np.where(far, np.nan, d)
+                drop |= spread[::step, ::step] > limit * d
+        d = np.where(drop, np.nan, d)
         colors = rgb[::step, ::step] if rgb is not None else None
         return pack_cloud(depth_to_points(d, Kd), colors)
 

@@ -14,6 +14,8 @@ from .resolver import resolve
 
 log = logging.getLogger("spidepth.inference")
 
+NO_UNCERTAINTY = "has no uncertainty output; re-export it with spidepth export"
+
 
 def default_model_path() -> Path:
     """The bundled model (trained on the synthetic street world)."""

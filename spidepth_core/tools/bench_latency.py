@@ -62,12 +62,13 @@ def run_benchmark(model: Path, backends: list[str], size: tuple[int, int] | None
 
     from ..checkpoint import load_model, read_checkpoint, save_model
     from ..export import export_onnx
-    size = size or tuple(read_checkpoint(model)["input_size"])
+    meta = read_checkpoint(model)
+    size = size or tuple(meta["input_size"])
     out.mkdir(parents=True, exist_ok=True)
     net = load_model(model)  # the benchmark size becomes the model's input size, so every backend runs it
     net.config.height, net.config.width = size
     ckpt = out / f"model_{size[0]}x{size[1]}.pt"  # ONNX is looked up beside the checkpoint
-    save_model(ckpt, net, read_checkpoint(model).get("model_name", "custom"))
+    save_model(ckpt, net, meta.get("model_name", "custom"))
     export_onnx(ckpt, ckpt.with_suffix(".onnx"), *size)
     image = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
     rows = [measure(ckpt, b, image, warmup, runs) for b in backends]

@@ -11,6 +11,7 @@ from ..data.folder import list_images, read_rgb
 from ..data.intrinsics import load_intrinsics
 from ..geometry import resize_intrinsics
 from ..inference import Predictor
+from ..inference.predictor import NO_UNCERTAINTY
 from ..pipeline import DepthPolicy, fallback_intrinsics
 from ..viz import preview
 
@@ -61,7 +62,7 @@ def predict_path(input_path: str | Path, output: str | Path, model: str | None =
         K = fallback_intrinsics(image.shape[:2]) if K_file is None else _for_size(K_file, image.shape[:2])
         result = policy.run(predictor, image, K, uncertainty)
         if uncertainty and result.uncertainty is None:
-            raise ValueError(f"{predictor.model_path} has no uncertainty output; re-export it with spidepth export")
+            raise ValueError(f"{predictor.model_path} {NO_UNCERTAINTY}")
         write_depth(out, path.stem, result.depth, image, result.uncertainty)
     return len(files) - len(skipped), skipped
 
