@@ -73,12 +73,18 @@ class SelfSupervisedObjective(nn.Module):
     depth (detached). Depth and translation then share one scale from the first step, which keeps
     monocular training from a random or weak start out of the shrink-the-depth trap; it has no effect
     on inference and none on stereo (the stereo transform is metric).
+
+    ``stereo_weight``: with a stereo partner, also add its reprojection error on its own (not only
+    inside the per-pixel minimum). Near, low-texture surfaces can be matched by a temporal neighbour
+    at a wrong depth (one car panel onto itself), which wins the minimum and hides the stereo error
+    that would correct them.
     """
 
     def __init__(self, frame_ids=(0, -1, 1), smoothness_weight: float = 1e-3, automask: bool = True,
-                 depth_relative_translation: bool = True) -> None:
+                 depth_relative_translation: bool = True, stereo_weight: float = 0.0) -> None:
         super().__init__()
         self.depth_relative_translation = depth_relative_translation
+        self.stereo_weight = stereo_weight
         self.frame_ids = list(frame_ids)
         self.smoothness_weight = smoothness_weight
         self.automask = automask
@@ -103,6 +109,8 @@ class SelfSupervisedObjective(nn.Module):
             identity = torch.cat([self.photometric(src, target) for src in sources], dim=1)
         loss_map, mask = min_reprojection(reprojection, identity)
         photo = loss_map.mean()
+        if "stereo" in batch and self.stereo_weight > 0:
+            photo = photo + self.stereo_weight * reprojection[:, -1].mean()
         smooth = smoothness(depth, target)
         loss = photo + self.smoothness_weight * smooth
         return ObjectiveOutput(loss, photo, smooth, depth, warped[0], mask)

@@ -88,3 +88,43 @@ def test_silog():
     mask = gt > 0
     assert silog_loss(gt, gt, mask) < 1e-3
     assert silog_loss(gt * 2, gt, mask) > 1.0
+
+
+class _FixedDepth(torch.nn.Module):
+    def __init__(self, depth: torch.Tensor) -> None:
+        super().__init__()
+        self.depth = torch.nn.Parameter(depth.clone())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.depth.expand(image.shape[0], -1, -1, -1)
+
+
+class _StillPose(torch.nn.Module):
+    def forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        zeros = pair.new_zeros(pair.shape[0], 3)
+        return zeros, zeros
+
+
+def test_stereo_weight_lets_stereo_correct_what_a_temporal_match_hides(two_views):
+    """Temporal neighbours equal to the target (a standstill) match any depth perfectly, so they win
+    the per-pixel minimum and the stereo error gives the depth no gradient; stereo_weight adds it back."""
+    from spidepth_core.objective import SelfSupervisedObjective
+    target, _, depth, K, _ = two_views
+    partner_T = torch.eye(4)[None]
+    partner_T[0, 0, 3] = -0.54
+    partner = warp(target, depth, K, torch.linalg.inv(partner_T))  # roughly the right camera's view
+    batch = {"frames": torch.stack([target, target, target], 1), "K": K, "stereo": partner,
+             "stereo_T": partner_T}
+    batch["frames_aug"] = batch["frames"]
+    grads = {}
+    for weight in (0.0, 1.0):
+        net = _FixedDepth(torch.full_like(depth, 30.0))
+        out = SelfSupervisedObjective(smoothness_weight=0.0, automask=False, stereo_weight=weight)(
+            net, _StillPose(), batch)
+        out.loss.backward()
+        grads[weight] = net.depth.grad.abs().sum().item()
+        if weight == 0.0:
+            assert out.photometric.item() < 1e-6
+        else:
+            assert out.photometric.item() > 0.01
+    assert grads[1.0] > 1e4 * grads[0.0]
