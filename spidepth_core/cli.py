@@ -209,6 +209,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--uncertainty", metavar="PLOT.png",
                    help="GT folders: also rank pixels by the model's uncertainty; prints AUSE and the rank "
                         "correlation with the error, and draws the sparsification curves here")
+    p.add_argument("--by-depth", action="store_true",
+                   help="GT folders: also print abs_rel per band of true depth (where the error sits)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -299,24 +301,33 @@ def cmd_evaluate(args) -> int:
         print(f"scale: camera_height policy ({height}{'' if height == 'poses' else ' m'}), no median scaling")
     else:
         print(f"median scaling: {'on' if median else 'off'} ({'metric' if metric else 'self-supervised'} model)")
-    if args.uncertainty and (args.bag or args.protocol):
-        raise ValueError("--uncertainty works on GT folders (--data without --protocol)")
+    for flag, given in (("--uncertainty", args.uncertainty), ("--by-depth", args.by_depth)):
+        if given and (args.bag or args.protocol):
+            raise ValueError(f"{flag} works on GT folders (--data without --protocol)")
     if args.bag:
         return _evaluate_bag(args, predictor, height)
     if not args.data:
         raise ValueError("give --data (a benchmark root or GT folders) or --bag")
     extra: dict = {}
+    bands = None
     if args.protocol:
         from .evaluate import evaluate_protocol
         result = evaluate_protocol(args.protocol, predictor, args.data, median, args.split, args.gt)
     else:
+        from .error_bands import ErrorByDepth
         from .sparsification import Sparsification
         spars = Sparsification() if args.uncertainty else None
+        bands = ErrorByDepth() if args.by_depth else None
         result = evaluate_sequences(predictor, find_sequences(args.data), median_scaling=median,
-                                    max_depth=args.max_depth, camera_height=height, sparsification=spars)
+                                    max_depth=args.max_depth, camera_height=height, sparsification=spars,
+                                    by_depth=bands)
         if spars is not None:
             extra["uncertainty"] = _report_uncertainty(spars, args.uncertainty)
+        if bands is not None:
+            extra["by_depth"] = bands.rows()
     print(format_table(result))
+    if bands is not None:
+        print(f"abs_rel by true depth (pooled over pixels):\n{bands.table()}")
     if args.json:
         Path(args.json).write_text(json.dumps({**result, **extra}, indent=2))
     return 0

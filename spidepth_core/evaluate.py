@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .error_bands import ErrorByDepth
 from .inference.predictor import NO_UNCERTAINTY
 from .metrics import evaluate_pair, mean_errors
 from .scale import ScaleEstimator
@@ -14,12 +15,14 @@ from .sparsification import Sparsification
 def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, min_depth: float = 1e-3,
                        max_depth: float = 80.0, every: int = 1,
                        camera_height: float | str | None = None,
-                       sparsification: Sparsification | None = None) -> dict[str, float]:
+                       sparsification: Sparsification | None = None,
+                       by_depth: ErrorByDepth | None = None) -> dict[str, float]:
     """Mean errors over every ``every``-th frame with GT; pixels with min_depth < gt < max_depth.
 
     ``camera_height`` (metres, or "poses" for each sequence's mean height from its poses.txt) scales the
     depth as the node's camera_height policy does, frame after frame; median scaling is then off.
     ``sparsification``: also predict the uncertainty and add each image to it.
+    ``by_depth``: add each image's evaluated pixels to it (error per band of true depth).
     Returns the metrics plus ``scale_std`` (spread of per-image scales, relative).
     """
     rows, scales = [], []
@@ -47,10 +50,13 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
             continue
         errors, scale = evaluate_pair(gt, pred, mask, median_scaling and estimator is None, min_depth, max_depth)
         rows.append(errors)
+        evaluated = np.clip(pred[mask] * scale, min_depth, max_depth)
+        if by_depth is not None:
+            by_depth.add(gt[mask], evaluated)
         if sparsification is not None:
             if spread is None:
                 raise ValueError(f"{getattr(predictor, 'model_path', 'the model')} {NO_UNCERTAINTY}")
-            sparsification.add(gt[mask], np.clip(pred[mask] * scale, min_depth, max_depth), spread[mask] * scale)
+            sparsification.add(gt[mask], evaluated, spread[mask] * scale)
         scales.append(scale if estimator is None else estimator.scale)
     if not rows:
         raise ValueError("no frames with ground-truth depth to evaluate")

@@ -1,0 +1,46 @@
+"""abs_rel per band of true depth: band assignment, the contributions adding up to the pooled error,
+the sign of the bias, and `spidepth evaluate --by-depth` end to end."""
+import json
+
+import numpy as np
+import pytest
+
+from spidepth_core.cli import main
+from spidepth_core.error_bands import ErrorByDepth
+
+
+def test_bands_split_the_pooled_error_and_show_the_bias():
+    gt = np.array([1.0, 2.0, 10.0, 10.0, 50.0])
+    pred = np.array([3.0, 6.0, 10.0, 11.0, 25.0])  # near: 3x too far; mid: 5% off; far: half
+    bands = ErrorByDepth((0.0, 5.0, 20.0, 80.0))
+    bands.add(gt[:3], pred[:3])
+    bands.add(gt[3:], pred[3:])  # images add up
+    near, mid, far = bands.rows()
+    assert near["share"] == pytest.approx(0.4) and near["abs_rel"] == pytest.approx(2.0)
+    assert near["log_ratio"] == pytest.approx(np.log(3.0)) and far["log_ratio"] == pytest.approx(np.log(0.5))
+    assert mid["abs_rel"] == pytest.approx(0.05)
+    pooled = np.mean(np.abs(pred - gt) / gt)
+    assert sum(r["contribution"] for r in (near, mid, far)) == pytest.approx(pooled)
+    assert f"| all | 100% | {pooled:.3f}" in bands.table()
+
+
+def test_pixels_outside_the_bands_are_left_out_and_empty_bands_are_nan():
+    bands = ErrorByDepth((1.0, 2.0, 3.0))
+    bands.add(np.array([0.5, 1.5, 90.0]), np.array([0.5, 3.0, 90.0]))
+    first, second = bands.rows()
+    assert first["share"] == 1.0 and first["abs_rel"] == pytest.approx(1.0) and np.isnan(second["abs_rel"])
+    with pytest.raises(ValueError, match="must rise"):
+        ErrorByDepth((0.0, 5.0, 5.0))
+    with pytest.raises(ValueError, match="differ"):
+        bands.add(np.ones(3), np.ones(2))
+
+
+def test_evaluate_prints_the_error_by_depth(world_dir, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--data", str(world_dir), "--model", str(tiny_checkpoint), "--backend", "torch",
+                 "--by-depth", "--json", str(out)]) == 0
+    assert "abs_rel by true depth" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["by_depth"]
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    assert all(r["contribution"] >= 0 for r in rows)
+    assert main(["evaluate", "--data", str(world_dir), "--protocol", "make3d", "--by-depth"]) == 2
