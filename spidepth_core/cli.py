@@ -314,10 +314,10 @@ def cmd_evaluate(args) -> int:
         from .evaluate import evaluate_protocol
         result = evaluate_protocol(args.protocol, predictor, args.data, median, args.split, args.gt)
     else:
-        from .error_bands import ErrorByDepth
+        from .error_bands import ErrorByDepth, band_edges
         from .sparsification import Sparsification
         spars = Sparsification() if args.uncertainty else None
-        bands = ErrorByDepth() if args.by_depth else None
+        bands = ErrorByDepth(band_edges(args.max_depth)) if args.by_depth else None
         result = evaluate_sequences(predictor, find_sequences(args.data), median_scaling=median,
                                     max_depth=args.max_depth, camera_height=height, sparsification=spars,
                                     by_depth=bands)

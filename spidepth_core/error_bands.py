@@ -11,6 +11,11 @@ import numpy as np
 EDGES = (0.0, 3.0, 5.0, 8.0, 12.0, 20.0, 40.0, 80.0)  # metres
 
 
+def band_edges(max_depth: float) -> tuple[float, ...]:
+    """The standard edges below ``max_depth``, closed by it (so every evaluated pixel has a band)."""
+    return tuple(e for e in EDGES if e < max_depth) + (float(max_depth),)
+
+
 class ErrorByDepth:
     """Accumulates pixels; ``add`` once per evaluated image."""
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spidepth_core.cli import main
-from spidepth_core.error_bands import ErrorByDepth
+from spidepth_core.error_bands import ErrorByDepth, band_edges
 
 
 def test_bands_split_the_pooled_error_and_show_the_bias():
@@ -29,6 +29,7 @@ def test_pixels_outside_the_bands_are_left_out_and_empty_bands_are_nan():
     bands.add(np.array([0.5, 1.5, 90.0]), np.array([0.5, 3.0, 90.0]))
     first, second = bands.rows()
     assert first["share"] == 1.0 and first["abs_rel"] == pytest.approx(1.0) and np.isnan(second["abs_rel"])
+    assert band_edges(100.0)[-2:] == (80.0, 100.0) and band_edges(10.0) == (0.0, 3.0, 5.0, 8.0, 10.0)
     with pytest.raises(ValueError, match="must rise"):
         ErrorByDepth((0.0, 5.0, 5.0))
     with pytest.raises(ValueError, match="differ"):
