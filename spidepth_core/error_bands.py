@@ -53,10 +53,11 @@ class ErrorByDepth:
 
     def table(self) -> str:
         lines = ["| true depth | pixels | abs_rel | contribution | mean log(pred/gt) |", "|---|---|---|---|---|"]
-        for r in self.rows():
+        rows = self.rows()
+        for r in rows:
             lo, hi = r["depth_m"]
             lines.append(f"| {lo:g}-{hi:g} m | {r['share']:.1%} | {r['abs_rel']:.3f} | {r['contribution']:.3f} "
                          f"| {r['log_ratio']:+.3f} |")
-        pooled = self.abs_rel.sum() / max(int(self.pixels.sum()), 1)
+        pooled = sum(r["contribution"] for r in rows)
         lines.append(f"| all | 100% | {pooled:.3f} | {pooled:.3f} | |")
         return "\n".join(lines)

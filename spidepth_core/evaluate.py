@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from .error_bands import ErrorByDepth
 from .inference.predictor import NO_UNCERTAINTY
-from .metrics import evaluate_pair, mean_errors
+from .metrics import depth_errors, evaluated_pixels, mean_errors
 from .scale import ScaleEstimator
 from .sparsification import Sparsification
 
@@ -48,15 +48,14 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
         mask = (gt > min_depth) & (gt < max_depth)
         if not mask.any():
             continue
-        errors, scale = evaluate_pair(gt, pred, mask, median_scaling and estimator is None, min_depth, max_depth)
-        rows.append(errors)
-        evaluated = np.clip(pred[mask] * scale, min_depth, max_depth)
+        g, p, scale = evaluated_pixels(gt, pred, mask, median_scaling and estimator is None, min_depth, max_depth)
+        rows.append(depth_errors(g, p))
         if by_depth is not None:
-            by_depth.add(gt[mask], evaluated)
+            by_depth.add(g, p)
         if sparsification is not None:
             if spread is None:
                 raise ValueError(f"{getattr(predictor, 'model_path', 'the model')} {NO_UNCERTAINTY}")
-            sparsification.add(gt[mask], evaluated, spread[mask] * scale)
+            sparsification.add(g, p, spread[mask] * scale)
         scales.append(scale if estimator is None else estimator.scale)
     if not rows:
         raise ValueError("no frames with ground-truth depth to evaluate")

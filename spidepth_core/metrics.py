@@ -25,14 +25,20 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def evaluate_pair(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray, median_scaling: bool = True,
-                  min_depth: float = 1e-3, max_depth: float = 80.0) -> tuple[dict[str, float], float]:
-    """Mask, optionally median-scale, clamp, then ``depth_errors``. Returns (errors, scale)."""
+def evaluated_pixels(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray, median_scaling: bool = True,
+                     min_depth: float = 1e-3, max_depth: float = 80.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mask, optionally median-scale and clamp: the (gt, pred) pixels the errors are taken over, and the scale."""
     g, p = gt[mask], pred[mask]
     if g.size == 0:
         raise ValueError("no valid ground-truth pixels after masking")
     scale = float(np.median(g) / np.median(p)) if median_scaling else 1.0
-    p = np.clip(p * scale, min_depth, max_depth)
+    return g, np.clip(p * scale, min_depth, max_depth), scale
+
+
+def evaluate_pair(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray, median_scaling: bool = True,
+                  min_depth: float = 1e-3, max_depth: float = 80.0) -> tuple[dict[str, float], float]:
+    """``evaluated_pixels``, then ``depth_errors``. Returns (errors, scale)."""
+    g, p, scale = evaluated_pixels(gt, pred, mask, median_scaling, min_depth, max_depth)
     return depth_errors(g, p), scale
 
 
