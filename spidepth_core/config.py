@@ -65,6 +65,7 @@ class TrainSection:
     automask: bool = True
     depth_relative_translation: bool = True        # translation in units of mean depth (see objective.py)
     stereo_weight: float = 0.0                     # stereo error also on its own (see objective.py)
+    photometric_scales: int = 1                    # image pyramid levels of the photometric loss
     flip: float = 0.5
     color_jitter: float = 0.5
     max_steps: int | None = None                   # stop after this many optimiser steps

@@ -82,6 +82,13 @@ def scale_intrinsics(K: np.ndarray | torch.Tensor, sx: float, sy: float):
     return out
 
 
+def pooled_intrinsics(K: torch.Tensor, factor: int) -> torch.Tensor:
+    """K [...,3,3] for an image average-pooled by ``factor`` (pixel centres at integer coordinates)."""
+    out = scale_intrinsics(K, 1 / factor, 1 / factor)
+    out[..., :2, 2] -= 0.5 * (factor - 1) / factor
+    return out
+
+
 def resize_intrinsics(K, src_hw: tuple[int, int], dst_hw: tuple[int, int]):
     """K for an image resized from src (H, W) to dst (H, W)."""
     return scale_intrinsics(K, dst_hw[1] / src_hw[1], dst_hw[0] / src_hw[0])

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from .geometry import pose_to_matrix, warp
+from .geometry import pooled_intrinsics, pose_to_matrix, warp
 from .losses import PhotometricLoss, min_reprojection, silog_loss, smoothness
 
 
@@ -78,13 +79,21 @@ class SelfSupervisedObjective(nn.Module):
     inside the per-pixel minimum). Near, low-texture surfaces can be matched by a temporal neighbour
     at a wrong depth (one car panel onto itself), which wins the minimum and hides the stereo error
     that would correct them.
+
+    ``scales``: the photometric terms are averaged over an image pyramid of this many levels (full,
+    1/2, 1/4, ...: images, depth and intrinsics pooled together). A pixel whose depth is far off
+    samples a flat region at full resolution and gets no gradient; coarser levels see past it.
     """
 
     def __init__(self, frame_ids=(0, -1, 1), smoothness_weight: float = 1e-3, automask: bool = True,
-                 depth_relative_translation: bool = True, stereo_weight: float = 0.0) -> None:
+                 depth_relative_translation: bool = True, stereo_weight: float = 0.0,
+                 scales: int = 1) -> None:
         super().__init__()
+        if scales < 1:
+            raise ValueError(f"photometric scales must be >= 1, got {scales}")
         self.depth_relative_translation = depth_relative_translation
         self.stereo_weight = stereo_weight
+        self.scales = scales
         self.frame_ids = list(frame_ids)
         self.smoothness_weight = smoothness_weight
         self.automask = automask
@@ -102,6 +111,22 @@ class SelfSupervisedObjective(nn.Module):
         if "stereo" in batch:
             sources.append(batch["stereo"])
             transforms.append(batch["stereo_T"])
+        stereo = "stereo" in batch and self.stereo_weight > 0
+        photo, warped, mask = self._photometric(target, sources, depth, K, transforms, stereo)
+        for level in range(1, self.scales):
+            f = 2 ** level
+            pooled = [F.avg_pool2d(x, f) for x in [target, *sources]]
+            photo = photo + self._photometric(pooled[0], pooled[1:], F.avg_pool2d(depth, f),
+                                              pooled_intrinsics(K, f), transforms, stereo)[0]
+        photo = photo / self.scales
+        smooth = smoothness(depth, target)
+        loss = photo + self.smoothness_weight * smooth
+        return ObjectiveOutput(loss, photo, smooth, depth, warped, mask)
+
+    def _photometric(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,
+                     K: torch.Tensor, transforms: list[torch.Tensor], stereo: bool
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Min-reprojection error at one resolution (plus the stereo term): (loss, first warp, mask)."""
         warped = [warp(src, depth, K, T) for src, T in zip(sources, transforms)]
         reprojection = torch.cat([self.photometric(w, target) for w in warped], dim=1)
         identity = None
@@ -109,8 +134,6 @@ class SelfSupervisedObjective(nn.Module):
             identity = torch.cat([self.photometric(src, target) for src in sources], dim=1)
         loss_map, mask = min_reprojection(reprojection, identity)
         photo = loss_map.mean()
-        if "stereo" in batch and self.stereo_weight > 0:
+        if stereo:  # the stereo partner is appended last in forward
             photo = photo + self.stereo_weight * reprojection[:, -1].mean()
-        smooth = smoothness(depth, target)
-        loss = photo + self.smoothness_weight * smooth
-        return ObjectiveOutput(loss, photo, smooth, depth, warped[0], mask)
+        return photo, warped[0], mask

@@ -164,7 +164,8 @@ class Trainer:
                 t.clip_grad = 0.1
             return
         self.objective = SelfSupervisedObjective(cfg.data.frame_ids, t.smoothness, t.automask,
-                                                 t.depth_relative_translation, t.stereo_weight)
+                                                 t.depth_relative_translation, t.stereo_weight,
+                                                 t.photometric_scales)
         params = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
         self.optimizer = torch.optim.Adam(params, lr=t.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, t.step_size, t.gamma)

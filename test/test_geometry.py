@@ -7,6 +7,7 @@ from spidepth_core.geometry import (
     axis_angle_to_matrix,
     backproject,
     intrinsics_matrix,
+    pooled_intrinsics,
     pose_to_matrix,
     project,
     resize_intrinsics,
@@ -71,3 +72,14 @@ def test_warp_identity_returns_image():
     img = torch.rand(1, 3, 24, 40)
     out = warp(img, torch.full((1, 1, 24, 40), 3.0), _K(), torch.eye(4)[None])
     assert torch.allclose(out, img, atol=1e-4)
+
+
+
+def test_pooled_intrinsics_put_a_point_at_the_centre_of_its_pooled_pixels():
+    """Full-resolution pixels 4..7 pool into pixel 1 (factor 4): their centre u = 5.5 maps to 1.0."""
+    K = _K()
+    fx, fy, cx, cy = K[0, 0, 0], K[0, 1, 1], K[0, 0, 2], K[0, 1, 2]
+    z = 3.0
+    point = torch.tensor([[(5.5 - cx) * z / fx], [(9.5 - cy) * z / fy], [z]])[None]
+    u, v = project(point, pooled_intrinsics(K, 4))[0, :, 0].tolist()
+    assert math.isclose(u, 1.0, abs_tol=1e-4) and math.isclose(v, 2.0, abs_tol=1e-4)

@@ -128,3 +128,26 @@ def test_stereo_weight_lets_stereo_correct_what_a_temporal_match_hides(two_views
         else:
             assert out.photometric.item() > 0.01
     assert grads[1.0] > 1e4 * grads[0.0]
+
+
+def test_photometric_pyramid_reaches_depths_that_full_resolution_cannot(two_views):
+    """With the depth three times too far, many pixels sample a flat patch of the partner and get no
+    gradient at full resolution; the pooled levels give more of them a gradient toward the truth."""
+    from spidepth_core.objective import SelfSupervisedObjective
+    target, _, depth, K, _ = two_views
+    partner_T = torch.eye(4)[None]
+    partner_T[0, 0, 3] = -0.54
+    partner = warp(target, depth, K, torch.linalg.inv(partner_T))
+    batch = {"frames": target[:, None], "frames_aug": target[:, None], "K": K, "stereo": partner,
+             "stereo_T": partner_T}
+    near = depth < 15
+    toward = {}
+    for scales in (1, 4):
+        net = _FixedDepth(depth * 3)
+        out = SelfSupervisedObjective(frame_ids=(0,), smoothness_weight=0.0, automask=False,
+                                      scales=scales)(net, _StillPose(), batch)
+        out.loss.backward()
+        toward[scales] = (net.depth.grad > 0)[near].float().mean().item()  # descent shrinks the depth
+    assert toward[4] > toward[1] + 0.1, toward
+    with pytest.raises(ValueError, match="scales"):
+        SelfSupervisedObjective(scales=0)
