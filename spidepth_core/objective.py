@@ -112,20 +112,22 @@ class SelfSupervisedObjective(nn.Module):
             sources.append(batch["stereo"])
             transforms.append(batch["stereo_T"])
         stereo = "stereo" in batch and self.stereo_weight > 0
-        photo, warped, mask = self._photometric(target, sources, depth, K, transforms, stereo)
-        for level in range(1, self.scales):
-            f = 2 ** level
-            pooled = [F.avg_pool2d(x, f) for x in [target, *sources]]
-            photo = photo + self._photometric(pooled[0], pooled[1:], F.avg_pool2d(depth, f),
-                                              pooled_intrinsics(K, f), transforms, stereo)[0]
+        photo, warped, mask = self._level_loss(target, sources, depth, K, transforms, stereo)
+        images = [target, *sources]
+        level_depth = depth
+        for level in range(1, self.scales):  # each level pools the one before by 2
+            images = [F.avg_pool2d(x, 2) for x in images]
+            level_depth = F.avg_pool2d(level_depth, 2)
+            photo = photo + self._level_loss(images[0], images[1:], level_depth, pooled_intrinsics(K, 2 ** level),
+                                             transforms, stereo)[0]
         photo = photo / self.scales
         smooth = smoothness(depth, target)
         loss = photo + self.smoothness_weight * smooth
         return ObjectiveOutput(loss, photo, smooth, depth, warped, mask)
 
-    def _photometric(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,
-                     K: torch.Tensor, transforms: list[torch.Tensor], stereo: bool
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _level_loss(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,
+                    K: torch.Tensor, transforms: list[torch.Tensor], stereo: bool
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Min-reprojection error at one resolution (plus the stereo term): (loss, first warp, mask)."""
         warped = [warp(src, depth, K, T) for src, T in zip(sources, transforms)]
         reprojection = torch.cat([self.photometric(w, target) for w in warped], dim=1)

@@ -74,7 +74,6 @@ def test_warp_identity_returns_image():
     assert torch.allclose(out, img, atol=1e-4)
 
 
-
 def test_pooled_intrinsics_put_a_point_at_the_centre_of_its_pooled_pixels():
     """Full-resolution pixels 4..7 pool into pixel 1 (factor 4): their centre u = 5.5 maps to 1.0."""
     K = _K()

@@ -105,14 +105,19 @@ class _StillPose(torch.nn.Module):
         return zeros, zeros
 
 
+def _stereo_partner(target: torch.Tensor, depth: torch.Tensor, K: torch.Tensor):
+    """Roughly the right camera's view (0.54 m baseline) and the transform into it."""
+    partner_T = torch.eye(4)[None]
+    partner_T[0, 0, 3] = -0.54
+    return warp(target, depth, K, torch.linalg.inv(partner_T)), partner_T
+
+
 def test_stereo_weight_lets_stereo_correct_what_a_temporal_match_hides(two_views):
     """Temporal neighbours equal to the target (a standstill) match any depth perfectly, so they win
     the per-pixel minimum and the stereo error gives the depth no gradient; stereo_weight adds it back."""
     from spidepth_core.objective import SelfSupervisedObjective
     target, _, depth, K, _ = two_views
-    partner_T = torch.eye(4)[None]
-    partner_T[0, 0, 3] = -0.54
-    partner = warp(target, depth, K, torch.linalg.inv(partner_T))  # roughly the right camera's view
+    partner, partner_T = _stereo_partner(target, depth, K)
     batch = {"frames": torch.stack([target, target, target], 1), "K": K, "stereo": partner,
              "stereo_T": partner_T}
     batch["frames_aug"] = batch["frames"]
@@ -135,9 +140,7 @@ def test_photometric_pyramid_reaches_depths_that_full_resolution_cannot(two_view
     gradient at full resolution; the pooled levels give more of them a gradient toward the truth."""
     from spidepth_core.objective import SelfSupervisedObjective
     target, _, depth, K, _ = two_views
-    partner_T = torch.eye(4)[None]
-    partner_T[0, 0, 3] = -0.54
-    partner = warp(target, depth, K, torch.linalg.inv(partner_T))
+    partner, partner_T = _stereo_partner(target, depth, K)
     batch = {"frames": target[:, None], "frames_aug": target[:, None], "K": K, "stereo": partner,
              "stereo_T": partner_T}
     near = depth < 15
