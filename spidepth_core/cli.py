@@ -66,6 +66,7 @@ def _add_synth(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="first sequence seed")
     p.add_argument("--stops", action="store_true", help="include a stretch where the camera halts")
     p.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m baseline)")
+    p.add_argument("--camera-height", type=float, help="camera metres above the ground (default: a car's, 1.5-1.8)")
     p.add_argument("--bag", choices=["sqlite3", "mcap"], help="also write each sequence as a rosbag2")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_synth)
@@ -96,6 +97,9 @@ def _add_benchmark(sub) -> None:
     f.add_argument("--held-out", type=int, default=2, help="other sequences to evaluate on")
     f.add_argument("--frames", type=int, default=75, help="frames per sequence")
     f.add_argument("--size", help="HxW (default: the model's input size)")
+    f.add_argument("--camera-height", type=float,
+                   help="render the recordings from a camera this many metres above the ground (a robot's) "
+                        "instead of a car's 1.5-1.8 m")
     f.add_argument("--output", default="runs/finetune_bench")
     f.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
     f.set_defaults(func=cmd_benchmark_finetune)
@@ -235,7 +239,8 @@ def cmd_synth(args) -> int:
     from .synth import generate
     h, w = _size(args.size)
     seeds = list(range(args.seed, args.seed + args.sequences))
-    folders = generate(args.output, seeds, args.frames, h, w, args.workers, args.stops, args.stereo)
+    folders = generate(args.output, seeds, args.frames, h, w, args.workers, args.stops, args.stereo,
+                       args.camera_height)
     if args.bag:
         from .data.bag import write_camera_bag
         from .data.folder import list_images, read_rgb
@@ -266,7 +271,8 @@ def cmd_benchmark_finetune(args) -> int:
     from .tools.bench_finetune import run_benchmark
     model = Path(args.model) if args.model else default_model_path()
     h, w = _size(args.size) if args.size else tuple(read_checkpoint(model)["input_size"])
-    world = dict(bags=args.bags, held_out=args.held_out, frames=args.frames, height=h, width=w)
+    world = dict(bags=args.bags, held_out=args.held_out, frames=args.frames, height=h, width=w,
+                 camera_height=args.camera_height)
     run_benchmark(Path(args.output), model, args.config, [float(f) for f in args.lr_factors.split(",")], world,
                   list(args.overrides))
     return 0

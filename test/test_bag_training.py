@@ -123,23 +123,30 @@ def test_finetune_benchmark_reports_each_learning_rate(tiny_checkpoint, tmp_path
 
     import torch
     out = tmp_path / "bench"
-    assert main(["benchmark", "finetune", "--model", str(tiny_checkpoint), "--lr-factors", "0.5,2", "--bags", "2",
-                 "--held-out", "1", "--frames", "12", "--output", str(out), "pose.kind=standard",
-                 "pose.pretrained=false", "train.max_steps=3", "train.batch_size=2", "train.workers=0",
-                 "run.device=cpu"]) == 0
-    report = json.loads((out / "finetune.json").read_text())
+    args = ["benchmark", "finetune", "--model", str(tiny_checkpoint), "--bags", "2", "--held-out", "1", "--frames",
+            "12", "--camera-height", "0.8", "--output", str(out), "pose.kind=standard", "pose.pretrained=false",
+            "train.batch_size=2", "train.workers=0", "run.device=cpu"]
+    assert main(args[:2] + ["--lr-factors", "0.5,2"] + args[2:] + ["train.max_steps=3"]) == 0
+    report = json.loads(next(out.glob("finetune_*.json")).read_text())
     assert [r["lr_factor"] for r in report["runs"]] == [0.5, 2.0]
     assert report["runs"][1]["lr"] == pytest.approx(4 * report["runs"][0]["lr"])
-    held_out = find_sequences(out / "world" / "held_out")
-    assert len(held_out) == 1 and sorted(p.name for p in (out / "world" / "bags").iterdir()) == \
-        ["seq_2000", "seq_2001"]
+    world = out / "world_2x12+1_64x192_cam0.8m"
+    held_out = find_sequences(world / "held_out")
+    assert len(held_out) == 1 and sorted(p.name for p in (world / "bags").iterdir()) == ["seq_2000", "seq_2001"]
+    poses = np.loadtxt(world / "held_out" / "seq_2002" / "poses.txt").reshape(-1, 3, 4)
+    assert np.allclose(-poses[:, 1, 3], 0.8, atol=0.03)  # rendered from the robot's camera height
     before = evaluate_sequences(Predictor(tiny_checkpoint, "torch"), held_out)["abs_rel"]
     assert report["before"]["abs_rel"] == pytest.approx(before)
     for row in report["runs"]:  # each run fine-tuned from the model and was evaluated on the held-out frames
-        run = out / "runs" / f"lr_x{row['lr_factor']:g}"
+        run = next((out / "runs").glob(f"*_lr_x{row['lr_factor']:g}"))
         assert torch.load(run / "last.pt", weights_only=True)["progress"]["global_step"] == 3
         assert row["change"] == pytest.approx(row["after"]["abs_rel"] / before - 1)
     assert "| learning rate |" in capsys.readouterr().out
+    # A changed setting trains a new run instead of resuming (and reporting) the finished one.
+    assert main(args[:2] + ["--lr-factors", "2"] + args[2:] + ["train.max_steps=4"]) == 0
+    runs = sorted((out / "runs").glob("*_lr_x2"), key=lambda p: p.stat().st_mtime)
+    assert len(runs) == 2 and torch.load(runs[-1] / "last.pt", weights_only=True)["progress"]["global_step"] == 4
+    assert len(list(out.glob("finetune_*.json"))) == 2
 
 
 @pytest.mark.parametrize("encoding", ["16UC1", "32FC1"])

@@ -105,3 +105,20 @@ def test_video_is_decoded_once(tmp_path):
     (out / "000000.png").unlink()
     video_to_folder(path, tmp_path / "frames")  # cached: not decoded again
     assert len(list(out.glob("*.png"))) == 5
+
+
+def test_synthetic_camera_height_is_rendered_and_kept_apart(tmp_path):
+    from spidepth_core.synth import camera_path, generate
+    car, robot = camera_path(3, 20), camera_path(3, 20, mount_height=0.8)
+    assert np.all((-car[:, 1, 3] > 1.45) & (-car[:, 1, 3] < 1.85))  # world Y points down
+    assert np.allclose(-robot[:, 1, 3], 0.8, atol=0.03)
+    assert np.allclose(robot[:, [0, 2], 3], car[:, [0, 2], 3]) and np.allclose(robot[:, :3, :3], car[:, :3, :3])
+    folder = generate(tmp_path, [3], 3, 32, 96, workers=1, mount_height=0.8)[0]
+    written = np.loadtxt(folder / "poses.txt").reshape(-1, 3, 4)
+    assert np.allclose(-written[:, 1, 3], 0.8, atol=0.03)
+    assert yaml.safe_load((folder / "intrinsics.yaml").read_text())["mount_height"] == 0.8
+    assert generate(tmp_path, [3], 3, 32, 96, workers=1, mount_height=0.8) == [folder]  # reused as it is
+    with pytest.raises(ValueError, match="mount_height=0.8, not None"):
+        generate(tmp_path, [3], 3, 32, 96, workers=1)
+    with pytest.raises(ValueError, match="> 0 metres"):
+        camera_path(3, 5, mount_height=-1.0)

@@ -21,11 +21,12 @@ def right_camera(pose: np.ndarray, baseline: float = STEREO_BASELINE) -> np.ndar
     return pose @ shift
 
 
-def render_sequence(seed: int, frames: int, height: int, width: int, stops: bool = False):
-    """Yields (rgb, depth, pose) for each frame of the sequence ``seed``."""
+def render_sequence(seed: int, frames: int, height: int, width: int, stops: bool = False,
+                    mount_height: float | None = None):
+    """Yields (rgb, depth, pose) for each frame of the sequence ``seed`` (``mount_height``: see camera_path)."""
     world = StreetWorld(seed, length=frames * 1.3 + 50)
     K = kitti_intrinsics(height, width)
-    for pose in camera_path(seed, frames, stops):
+    for pose in camera_path(seed, frames, stops, mount_height):
         rgb, depth = render(world, pose, K, height, width)
         yield rgb, depth, pose
 
@@ -41,27 +42,36 @@ def write_right_views(out: Path, seed: int, poses: np.ndarray, height: int, widt
 
 
 def write_sequence(out_dir: str | Path, seed: int, frames: int, height: int, width: int,
-                   stops: bool = False, stereo: bool = False) -> Path:
+                   stops: bool = False, stereo: bool = False, mount_height: float | None = None) -> Path:
     """Folder layout of ``data.folder``: PNG frames, depth/*.npy (float16 metres), intrinsics.yaml, poses.txt."""
     out = Path(out_dir)
     if (out / ".complete").is_file():
+        _check_mount(out, mount_height)
         return out
     (out / "depth").mkdir(parents=True, exist_ok=True)
     K = kitti_intrinsics(height, width)
     poses = []
-    for i, (rgb, depth, pose) in enumerate(render_sequence(seed, frames, height, width, stops)):
+    for i, (rgb, depth, pose) in enumerate(render_sequence(seed, frames, height, width, stops, mount_height)):
         cv2.imwrite(str(out / f"{i:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         np.save(out / "depth" / f"{i:06d}.npy", depth.astype(np.float16))
         poses.append(pose[:3].reshape(-1))
     np.savetxt(out / "poses.txt", np.array(poses), fmt="%.6f")
     if stereo:
-        write_right_views(out, seed, camera_path(seed, frames, stops), height, width)
+        write_right_views(out, seed, camera_path(seed, frames, stops, mount_height), height, width)
     intr = dict(fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
                 width=width, height=height, fps=FPS, seed=seed,
-                stereo_baseline=STEREO_BASELINE if stereo else None)
+                stereo_baseline=STEREO_BASELINE if stereo else None, mount_height=mount_height)
     (out / "intrinsics.yaml").write_text(yaml.safe_dump(intr, sort_keys=False))
     (out / ".complete").touch()
     return out
+
+
+def _check_mount(out: Path, mount_height: float | None) -> None:
+    """A finished folder is reused only if it was rendered from the same camera height."""
+    stored = yaml.safe_load((out / "intrinsics.yaml").read_text()).get("mount_height")
+    if stored != mount_height:
+        raise ValueError(f"{out} was rendered with the camera at mount_height={stored}, not {mount_height}; "
+                         "write to another folder")
 
 
 def _write_one(args) -> Path:
@@ -69,10 +79,11 @@ def _write_one(args) -> Path:
 
 
 def generate(out_root: str | Path, seeds: list[int], frames: int, height: int, width: int,
-             workers: int = 2, stops: bool = False, stereo: bool = False) -> list[Path]:
+             workers: int = 2, stops: bool = False, stereo: bool = False,
+             mount_height: float | None = None) -> list[Path]:
     """One folder per seed (``seq_<seed>``), rendered in parallel; already complete folders are kept."""
     root = Path(out_root)
-    jobs = [(root / f"seq_{s:04d}", s, frames, height, width, stops, stereo) for s in seeds]
+    jobs = [(root / f"seq_{s:04d}", s, frames, height, width, stops, stereo, mount_height) for s in seeds]
     if workers <= 1 or len(jobs) == 1:
         return [_write_one(j) for j in tqdm(jobs, desc="rendering sequences", unit="seq")]
     with get_context("spawn").Pool(min(workers, len(jobs))) as pool:

@@ -78,10 +78,11 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return Ry @ Rx @ Rz
 
 
-def camera_path(seed: int, frames: int, stops: bool = False) -> np.ndarray:
+def camera_path(seed: int, frames: int, stops: bool = False, mount_height: float | None = None) -> np.ndarray:
     """Camera-to-world poses [N,4,4] at 10 Hz: forward driving with sway, speed changes, small rotations.
 
-    ``stops`` adds a stretch where the vehicle halts (as robots do at junctions).
+    ``stops`` adds a stretch where the vehicle halts (as robots do at junctions). ``mount_height`` puts the
+    camera that many metres above the ground (default: a car's, 1.5-1.8 m drawn per sequence).
     """
     rng = np.random.default_rng(seed + 1_000_003)
     t = np.arange(frames) / FPS
@@ -101,7 +102,10 @@ def camera_path(seed: int, frames: int, stops: bool = False) -> np.ndarray:
             yaw[i] = yaw[i - 1]  # heading holds while halted
     pitch = np.deg2rad(0.6) * np.sin(2 * np.pi * tau / 1.7 + rng.uniform(0, 6))
     roll = np.deg2rad(0.4) * np.sin(2 * np.pi * tau / 2.3 + rng.uniform(0, 6))
-    height = rng.uniform(1.5, 1.8) + 0.02 * np.sin(2 * np.pi * tau / 1.1)
+    mount = rng.uniform(1.5, 1.8) if mount_height is None else mount_height
+    if mount <= 0:
+        raise ValueError(f"mount_height must be > 0 metres, got {mount_height}")
+    height = mount + 0.02 * np.sin(2 * np.pi * tau / 1.1)
     poses = np.tile(np.eye(4), (frames, 1, 1))
     for i in range(frames):
         poses[i, :3, :3] = rotation(yaw[i], pitch[i], roll[i])

@@ -1,10 +1,13 @@
 """``spidepth benchmark finetune``: does monocular fine-tuning on a robot's first recordings help?
 
 Renders sequences the model never saw as rosbag2 recordings, fine-tunes the model on them with the
-shipped bag config at several learning rates, and compares held-out errors before and after.
+shipped bag config at several learning rates, and compares held-out errors before and after. Folders are
+named after what made them (world settings; model, config, overrides and rate), so a changed setting
+renders or trains anew instead of resuming something else.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -20,11 +23,11 @@ FIRST_SEED = 2000  # far from the training (0-23) and validation (1000+) seeds o
 IMAGE_TOPIC, INFO_TOPIC = "/camera/image_raw", "/camera/camera_info"
 
 
-def make_recordings(root: Path, bags: int, held_out: int, frames: int, height: int,
-                    width: int) -> tuple[Path, Path]:
+def make_recordings(root: Path, bags: int, held_out: int, frames: int, height: int, width: int,
+                    camera_height: float | None = None) -> tuple[Path, Path]:
     """``bags`` rosbag2 recordings to fine-tune on, and ``held_out`` GT folders of other sequences."""
     seeds = list(range(FIRST_SEED, FIRST_SEED + bags + held_out))
-    folders = generate(root / "sequences", seeds, frames, height, width)
+    folders = generate(root / "sequences", seeds, frames, height, width, mount_height=camera_height)
     bag_dir, gt_dir = root / "bags", root / "held_out"
     bag_dir.mkdir(parents=True, exist_ok=True)
     gt_dir.mkdir(parents=True, exist_ok=True)
@@ -41,29 +44,48 @@ def make_recordings(root: Path, bags: int, held_out: int, frames: int, height: i
     return bag_dir, gt_dir
 
 
+def digest(*parts: object) -> str:
+    """Short stable name for a set of settings (and file contents, for paths given as bytes)."""
+    h = hashlib.sha1()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:10]
+
+
+def world_name(world: dict) -> str:
+    height = world.get("camera_height")
+    cam = "" if height is None else f"_cam{height:g}m"
+    return f"world_{world['bags']}x{world['frames']}+{world['held_out']}_{world['height']}x{world['width']}{cam}"
+
+
 def run_benchmark(out: Path, model: Path, config: str, lr_factors: list[float], world: dict,
                   overrides: list[str]) -> dict:
     from ..config import load_config
     from .bench_accuracy import run_one
-    bags, held_out = make_recordings(out / "world", **world)
+    name = world_name(world)
+    bags, held_out = make_recordings(out / name, **world)
     sequences = find_sequences(held_out)
     before = evaluate_sequences(Predictor(model, backend="torch"), sequences)
     base_lr = load_config(config, overrides).train.lr
+    setup = digest(model.read_bytes(), Path(config).read_bytes(), overrides, name)
     rows = []
     for factor in lr_factors:
         lr = base_lr * factor
         ov = overrides + ["data.source=bag", f"data.path={bags}", f"data.image_topic={IMAGE_TOPIC}",
                           f"data.camera_info_topic={INFO_TOPIC}", f"data.cache_dir={out / 'cache'}",
                           f"model.init={model}", f"train.lr={lr}"]
-        after = run_one(config, ov, out / "runs" / f"lr_x{factor:g}", held_out)
+        after = run_one(config, ov, out / "runs" / f"{name}_{setup}_lr_x{factor:g}", held_out)
         change = after["abs_rel"] / before["abs_rel"] - 1
         print(f"lr {lr:.2e} (x{factor:g}): held-out abs_rel {before['abs_rel']:.4f} -> {after['abs_rel']:.4f} "
               f"({change:+.1%})")
         rows.append({"lr_factor": factor, "lr": lr, "after": after, "change": change})
     report = {"model": str(model), "config": config, "world": world, "overrides": overrides, "before": before,
               "runs": rows}
-    (out / "finetune.json").write_text(json.dumps(report, indent=2))
+    path = out / f"finetune_{name}_{setup}.json"
+    path.write_text(json.dumps(report, indent=2))
     print(format_report(report))
+    print(f"report: {path}")
     return report
 
 
