@@ -233,6 +233,7 @@ class Trainer:
                              f"{_WAYS_OUT}") from None
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        self._follow_config_schedule()
         self.scaler.load_state_dict(ckpt["scaler"])
         p = ckpt["progress"]
         self.epoch, self.step_in_epoch, self.global_step = p["epoch"], p["step_in_epoch"], p["global_step"]
@@ -242,6 +243,19 @@ class Trainer:
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
         if self.dist.is_main:
             log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.global_step)
+
+    def _follow_config_schedule(self) -> None:
+        """A resumed StepLR keeps the step size it was saved with; the config's step_size and gamma win."""
+        sched, t = self.scheduler, self.cfg.train
+        if not isinstance(sched, torch.optim.lr_scheduler.StepLR) or (sched.step_size, sched.gamma) == (
+                t.step_size, t.gamma):
+            return
+        if self.dist.is_main:
+            log.warning("train.step_size/gamma changed since the run began (%d/%g -> %d/%g): the learning rate "
+                        "now follows the config's schedule", sched.step_size, sched.gamma, t.step_size, t.gamma)
+        sched.step_size, sched.gamma = t.step_size, t.gamma
+        for group, base in zip(self.optimizer.param_groups, sched.base_lrs):
+            group["lr"] = base * t.gamma ** (sched.last_epoch // t.step_size)
 
     # -- loop ------------------------------------------------------------------
     def _done(self) -> bool:

@@ -81,3 +81,22 @@ def test_two_process_ddp_keeps_ranks_identical(world_dir, tmp_path):
     assert all(torch.equal(r0[k], r1[k]) for k in params)
     assert any(not torch.equal(r0[f"depth.{k}"], v) for k, v in start.items())  # it did train
     assert (tmp_path / "run" / "last.pt").is_file()  # rank 0 wrote the checkpoint
+
+
+@pytest.mark.slow
+def test_resume_follows_a_changed_step_size(world_dir, tmp_path, caplog):
+    def trainer(step_size, epochs):
+        cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{
+            "train.epochs": epochs, "train.step_size": step_size, "train.gamma": 0.1, "train.lr": 1e-4}))
+        return Trainer(cfg, resume=True)
+
+    first = trainer(1, 1)
+    first.fit()  # the rate drops after epoch 1
+    assert first.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+    same = trainer(1, 2)
+    assert same.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5) and same.scheduler.step_size == 1
+    later = trainer(3, 4)  # the drop now comes after epoch 3
+    assert later.scheduler.step_size == 3 and later.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert "train.step_size/gamma changed" in caplog.text
+    later.fit()
+    assert later.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)  # dropped after epoch 3, once
