@@ -45,7 +45,7 @@ def make_recordings(root: Path, bags: int, held_out: int, frames: int, height: i
 
 
 def digest(*parts: object) -> str:
-    """Short stable name for a set of settings (and file contents, for paths given as bytes)."""
+    """Short stable name for a list of settings; bytes (a file's contents) are hashed as they are."""
     h = hashlib.sha1()
     for part in parts:
         h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True, default=str).encode())
