@@ -272,7 +272,7 @@ def cmd_benchmark_finetune(args) -> int:
     model = Path(args.model) if args.model else default_model_path()
     h, w = _size(args.size) if args.size else tuple(read_checkpoint(model)["input_size"])
     world = dict(bags=args.bags, held_out=args.held_out, frames=args.frames, height=h, width=w,
-                 camera_height=args.camera_height)
+                 mount_height=args.camera_height)
     run_benchmark(Path(args.output), model, args.config, [float(f) for f in args.lr_factors.split(",")], world,
                   list(args.overrides))
     return 0

@@ -24,10 +24,10 @@ IMAGE_TOPIC, INFO_TOPIC = "/camera/image_raw", "/camera/camera_info"
 
 
 def make_recordings(root: Path, bags: int, held_out: int, frames: int, height: int, width: int,
-                    camera_height: float | None = None) -> tuple[Path, Path]:
+                    mount_height: float | None = None) -> tuple[Path, Path]:
     """``bags`` rosbag2 recordings to fine-tune on, and ``held_out`` GT folders of other sequences."""
     seeds = list(range(FIRST_SEED, FIRST_SEED + bags + held_out))
-    folders = generate(root / "sequences", seeds, frames, height, width, mount_height=camera_height)
+    folders = generate(root / "sequences", seeds, frames, height, width, mount_height=mount_height)
     bag_dir, gt_dir = root / "bags", root / "held_out"
     bag_dir.mkdir(parents=True, exist_ok=True)
     gt_dir.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,7 @@ def digest(*parts: object) -> str:
 
 
 def world_name(world: dict) -> str:
-    height = world.get("camera_height")
+    height = world.get("mount_height")
     cam = "" if height is None else f"_cam{height:g}m"
     return f"world_{world['bags']}x{world['frames']}+{world['held_out']}_{world['height']}x{world['width']}{cam}"
 
