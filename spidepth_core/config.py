@@ -66,6 +66,7 @@ class TrainSection:
     depth_relative_translation: bool = True        # translation in units of mean depth (see objective.py)
     stereo_weight: float = 0.0                     # stereo error also on its own (see objective.py)
     photometric_scales: int = 1                    # image pyramid levels of the photometric loss
+    anchor_weight: float = 0.0                     # fine-tuning: hold the depth shape of model.init (objective.py)
     flip: float = 0.5
     color_jitter: float = 0.5
     max_steps: int | None = None                   # stop after this many optimiser steps

@@ -71,3 +71,10 @@ def silog_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, varianc
     """10 * sqrt(Var(g) + 0.15 mean(g)^2) with g = log pred - log gt over ``mask``."""
     g = torch.log(pred[mask].clamp_min(1e-6)) - torch.log(gt[mask])
     return scale * torch.sqrt((g ** 2).mean() - variance_focus * g.mean() ** 2)
+
+
+def scale_invariant_l1(depth: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Mean |r - mean(r)| of r = log depth - log reference, per image [B,1,H,W]: zero when the two differ
+    by one scale factor, so it pulls on the shape of the depth map and leaves its scale free."""
+    r = torch.log(depth.clamp_min(1e-6)) - torch.log(reference.clamp_min(1e-6))
+    return (r - r.mean(dim=(1, 2, 3), keepdim=True)).abs().mean()

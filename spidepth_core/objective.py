@@ -1,6 +1,7 @@
 """The self-supervised objective: view synthesis from (-1, +1[, stereo]) with min reprojection."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -8,7 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .geometry import pooled_intrinsics, pose_to_matrix, warp
-from .losses import PhotometricLoss, min_reprojection, silog_loss, smoothness
+from .losses import PhotometricLoss, min_reprojection, scale_invariant_l1, silog_loss, smoothness
 
 
 def relative_pose(pose_net: nn.Module, target: torch.Tensor, source: torch.Tensor, frame_id: int,
@@ -32,10 +33,14 @@ class ObjectiveOutput:
     depth: torch.Tensor            # [B,1,H,W]
     warped: torch.Tensor           # [B,3,H,W] first source warped into the target
     automask: torch.Tensor         # [B,H,W] fraction of pixels kept
+    anchor: torch.Tensor | None = None
 
     def scalars(self) -> dict[str, float]:
-        return {"loss": self.loss.item(), "photometric": self.photometric.item(),
-                "smoothness": self.smoothness.item(), "automask_kept": self.automask.float().mean().item()}
+        out = {"loss": self.loss.item(), "photometric": self.photometric.item(),
+               "smoothness": self.smoothness.item(), "automask_kept": self.automask.float().mean().item()}
+        if self.anchor is not None:
+            out["anchor"] = self.anchor.item()
+        return out
 
 
 @dataclass
@@ -67,6 +72,26 @@ class SupervisedObjective(nn.Module):
         return SupervisedOutput(silog_loss(depth, gt, mask), depth)
 
 
+class DepthAnchor(nn.Module):
+    """A frozen copy of the starting depth net: fine-tuning is pulled toward its depth shape (scale free).
+
+    A few recordings give monocular fine-tuning evidence only where they have texture and motion; elsewhere
+    the photometric loss lets the depth drift. The anchor keeps what the starting model knew there.
+    """
+
+    def __init__(self, depth_net: nn.Module) -> None:
+        super().__init__()
+        self.teacher = copy.deepcopy(depth_net).eval().requires_grad_(False)
+
+    def train(self, mode: bool = True) -> DepthAnchor:  # the teacher stays in eval mode (BatchNorm statistics)
+        return self
+
+    def forward(self, image: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            reference = self.teacher(image).float()
+        return scale_invariant_l1(depth, reference)
+
+
 class SelfSupervisedObjective(nn.Module):
     """Photometric view synthesis loss.
 
@@ -83,11 +108,14 @@ class SelfSupervisedObjective(nn.Module):
     ``scales``: the photometric terms are averaged over an image pyramid of this many levels (full,
     1/2, 1/4, ...: images, depth and intrinsics pooled together). A pixel whose depth is far off
     samples a flat region at full resolution and gets no gradient; coarser levels see past it.
+
+    ``anchor`` (fine-tuning): adds ``anchor_weight`` times its scale-invariant distance to the starting
+    model's depth.
     """
 
     def __init__(self, frame_ids=(0, -1, 1), smoothness_weight: float = 1e-3, automask: bool = True,
                  depth_relative_translation: bool = True, stereo_weight: float = 0.0,
-                 scales: int = 1) -> None:
+                 scales: int = 1, anchor: DepthAnchor | None = None, anchor_weight: float = 0.0) -> None:
         super().__init__()
         if scales < 1:
             raise ValueError(f"photometric scales must be >= 1, got {scales}")
@@ -98,6 +126,7 @@ class SelfSupervisedObjective(nn.Module):
         self.smoothness_weight = smoothness_weight
         self.automask = automask
         self.photometric = PhotometricLoss()
+        self.anchor, self.anchor_weight = anchor, anchor_weight
 
     def forward(self, depth_net: nn.Module, pose_net: nn.Module, batch: dict) -> ObjectiveOutput:
         frames, aug, K = batch["frames"], batch["frames_aug"], batch["K"]
@@ -123,7 +152,11 @@ class SelfSupervisedObjective(nn.Module):
         photo = photo / self.scales
         smooth = smoothness(depth, target)
         loss = photo + self.smoothness_weight * smooth
-        return ObjectiveOutput(loss, photo, smooth, depth, warped, mask)
+        anchor = None
+        if self.anchor is not None:
+            anchor = self.anchor(aug[:, 0], depth)
+            loss = loss + self.anchor_weight * anchor
+        return ObjectiveOutput(loss, photo, smooth, depth, warped, mask, anchor)
 
     def _level_loss(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,
                     K: torch.Tensor, transforms: list[torch.Tensor], stereo: bool

@@ -20,7 +20,7 @@ from .data.build import build_datasets
 from .distributed import EpochSampler, all_reduce_mean, init_distributed
 from .metrics import evaluate_pair
 from .models import DepthConfig, DepthNet, create_model, create_pose_net
-from .objective import SelfSupervisedObjective, SupervisedObjective
+from .objective import DepthAnchor, SelfSupervisedObjective, SupervisedObjective
 
 log = logging.getLogger("spidepth.train")
 
@@ -165,11 +165,20 @@ class Trainer:
             return
         self.objective = SelfSupervisedObjective(cfg.data.frame_ids, t.smoothness, t.automask,
                                                  t.depth_relative_translation, t.stereo_weight,
-                                                 t.photometric_scales)
+                                                 t.photometric_scales, self._anchor(cfg), t.anchor_weight)
         params = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
         self.optimizer = torch.optim.Adam(params, lr=t.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, t.step_size, t.gamma)
         self.step_scheduler_per_batch = False
+
+    def _anchor(self, cfg: TrainConfig) -> DepthAnchor | None:
+        """The starting model, frozen, when ``train.anchor_weight`` is set (built before any resume)."""
+        if cfg.train.anchor_weight <= 0:
+            return None
+        if not cfg.model.init:
+            raise ValueError("train.anchor_weight holds the depth to the starting model: it needs one "
+                             "(--init or model.init)")
+        return DepthAnchor(self.depth_model())
 
     def _wrap(self, module: nn.Module) -> nn.Module:
         module = module.to(self.device)

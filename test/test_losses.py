@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from spidepth_core.geometry import kitti_intrinsics, warp
-from spidepth_core.losses import SSIM, PhotometricLoss, min_reprojection, silog_loss, smoothness
+from spidepth_core.losses import SSIM, PhotometricLoss, min_reprojection, scale_invariant_l1, silog_loss, smoothness
+from spidepth_core.objective import DepthAnchor
 from spidepth_core.synth import StreetWorld, camera_path, render
 
 
@@ -154,3 +155,26 @@ def test_photometric_pyramid_reaches_depths_that_full_resolution_cannot(two_view
     assert toward[4] > toward[1] + 0.1, toward
     with pytest.raises(ValueError, match="scales"):
         SelfSupervisedObjective(scales=0)
+
+
+def test_scale_invariant_l1_ignores_scale_and_sees_shape():
+    depth = torch.rand(2, 1, 8, 12) * 10 + 1
+    assert scale_invariant_l1(depth * 3.7, depth) < 1e-6
+    tilted = depth * torch.linspace(0.5, 1.5, 12)  # a change of shape, not of scale
+    assert scale_invariant_l1(tilted, depth) > 0.1
+
+
+def test_depth_anchor_is_frozen_and_pulls_toward_the_start():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 1, 3, padding=1), torch.nn.BatchNorm2d(1), torch.nn.Softplus())
+    anchor = DepthAnchor(net)
+    anchor.train()
+    assert not anchor.teacher.training and not any(p.requires_grad for p in anchor.teacher.parameters())
+    image = torch.rand(2, 3, 8, 12)
+    net.eval()
+    assert anchor(image, net(image) * 2) < 1e-6  # the start itself, at any scale, is not pulled
+    depth = (net(image) * torch.linspace(0.5, 1.5, 12)).detach().requires_grad_(True)
+    loss = anchor(image, depth)
+    loss.backward()
+    assert loss > 0.05 and depth.grad.abs().sum() > 0
+    assert all(p.grad is None for p in anchor.teacher.parameters())

@@ -100,3 +100,26 @@ def test_resume_follows_a_changed_step_size(world_dir, tmp_path, caplog):
     assert "train.step_size/gamma changed" in caplog.text
     later.fit()
     assert later.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)  # dropped after epoch 3, once
+
+
+def test_anchor_needs_a_starting_model(world_dir, tmp_path):
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_weight": 1.0}))
+    with pytest.raises(ValueError, match="needs one"):
+        Trainer(cfg, resume=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_anchored_fine_tune_holds_the_start_as_its_teacher(world_dir, tmp_path):
+    start = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "start", **{"train.max_steps": 1})))
+    start.fit()
+    init = tmp_path / "start" / "last.pt"
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "tune", **{
+        "model.init": init, "train.anchor_weight": 1.0, "train.max_steps": 2, "train.lr": 1e-3}))
+    tune = Trainer(cfg)
+    scalars = tune.fit()
+    assert scalars["anchor"] > 0  # the student has moved away from its (frozen) start
+    teacher = tune.objective.anchor.teacher.state_dict()
+    started = torch.load(init, map_location="cpu", weights_only=False)["state_dict"]
+    assert all(torch.equal(teacher[k], v) for k, v in started.items())
+    moved = tune.depth_model().state_dict()
+    assert any(not torch.equal(moved[k], v) for k, v in started.items() if v.is_floating_point())
