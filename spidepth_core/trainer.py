@@ -45,13 +45,19 @@ def build_depth_net(cfg: TrainConfig, resumed: dict | None = None) -> tuple[Dept
     return create_model(cfg.model.name, cfg.model.pretrained, **cfg.model.overrides), None
 
 
+def stored_pose(source: dict | None, kind: str) -> dict | None:
+    """The pose config of ``source`` (an --init or resumed checkpoint) if it holds a pose net of ``kind``."""
+    if source is None or "pose_state_dict" not in source:
+        return None
+    stored = source.get("pose_config") or {"kind": source.get("pose_kind")}  # older checkpoints: kind only
+    return stored if stored["kind"] == kind else None
+
+
 def build_pose_net(cfg: TrainConfig, source: dict | None) -> nn.Module:
     """The pose net of ``cfg.pose``; from ``source`` (an --init or resumed checkpoint) when it holds one
     of the same kind, else with ``pose.pretrained`` weights."""
-    if source is None or "pose_state_dict" not in source:
-        return create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.pretrained)
-    stored = source.get("pose_config") or {"kind": source.get("pose_kind")}  # older checkpoints: kind only
-    if stored["kind"] != cfg.pose.kind:
+    stored = stored_pose(source, cfg.pose.kind)
+    if source is None or stored is None:
         return create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.pretrained)
     net = create_pose_net(cfg.pose.kind, stored.get("backbone", cfg.pose.backbone), None,
                           stored.get("input_mean"), stored.get("input_std"))
@@ -62,11 +68,15 @@ def build_pose_net(cfg: TrainConfig, source: dict | None) -> nn.Module:
 _WAYS_OUT = "Start over with --restart (replaces that run), or set run.out_dir to another folder."
 
 
-def check_resume(resumed: dict, path: Path, model_name: str, cfg: TrainConfig) -> None:
-    """Refuse to resume a run of another model or pose net, before anything in the run folder is written."""
+def check_resume(resumed: dict, path: Path, model_name: str, cfg: TrainConfig, init: dict | None = None) -> None:
+    """Refuse to resume a run of another model or pose net, before anything in the run folder is written.
+
+    A fine-tuning run (``init``, its --init checkpoint) takes its pose backbone from that checkpoint.
+    """
     pose = resumed.get("pose_config") or {"kind": resumed.get("pose_kind")}
     was = (resumed.get("model_name", "custom"), pose.get("kind"), pose.get("backbone"))
-    now = (model_name, cfg.pose.kind, cfg.pose.backbone if cfg.pose.kind == "strengthened" else None)
+    backbone = (stored_pose(init, cfg.pose.kind) or {}).get("backbone", cfg.pose.backbone)
+    now = (model_name, cfg.pose.kind, backbone if cfg.pose.kind == "strengthened" else None)
     labels = ("model", "pose kind", "pose backbone")
     diffs = [f"{label} {a} -> {b}" for label, a, b in zip(labels, was, now) if a != b and a is not None]
     if diffs:
@@ -127,7 +137,7 @@ class Trainer:
         depth_net, init_ckpt = build_depth_net(cfg, resumed)
         self.model_name = cfg.model.name if init_ckpt is None else init_ckpt.get("model_name", "custom")
         if resumed is not None:
-            check_resume(resumed, last, self.model_name, cfg)
+            check_resume(resumed, last, self.model_name, cfg, init_ckpt)
         if self.dist.is_main:
             log.info("training %s with the %s pose net in %s", self.model_name, cfg.pose.kind, self.out_dir)
         pose_net = build_pose_net(cfg, resumed or init_ckpt)

@@ -123,3 +123,17 @@ def test_anchored_fine_tune_holds_the_start_as_its_teacher(world_dir, tmp_path):
     assert all(torch.equal(teacher[k], v) for k, v in started.items())
     moved = tune.depth_model().state_dict()
     assert any(not torch.equal(moved[k], v) for k, v in started.items() if v.is_floating_point())
+
+
+def test_a_fine_tune_resumes_with_the_pose_backbone_of_its_init(world_dir, tmp_path):
+    """The pose backbone comes from the --init checkpoint, not from pose.backbone: resuming must accept it."""
+    pose = {"pose.kind": "strengthened", "train.max_steps": 1}
+    start = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "start", **pose,
+                                                     **{"pose.backbone": "tf_efficientnet_lite0"})))
+    start.fit()
+    tune = {**pose, "model.init": tmp_path / "start" / "last.pt"}  # pose.backbone stays the default, resnet18
+    first = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "tune", **tune)))
+    first.fit()
+    assert first.pose_model().config["backbone"] == "tf_efficientnet_lite0"
+    again = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "tune", **{**tune, "train.max_steps": 2})))
+    assert again.global_step == 1 and again.pose_model().config["backbone"] == "tf_efficientnet_lite0"
