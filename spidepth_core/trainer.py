@@ -172,6 +172,8 @@ class Trainer:
             self.step_scheduler_per_batch = True
             if t.clip_grad is None:
                 t.clip_grad = 0.1
+            if t.anchor_weight and self.dist.is_main:
+                log.info("train.anchor_weight is for self-supervised fine-tuning: not used with supervised training")
             return
         self.objective = SelfSupervisedObjective(cfg.data.frame_ids, t.smoothness, t.automask,
                                                  t.depth_relative_translation, t.stereo_weight,
@@ -183,7 +185,9 @@ class Trainer:
 
     def _anchor(self, cfg: TrainConfig) -> DepthAnchor | None:
         """The starting model, frozen, when ``train.anchor_weight`` is set (built before any resume)."""
-        if cfg.train.anchor_weight <= 0:
+        if cfg.train.anchor_weight < 0:
+            raise ValueError(f"train.anchor_weight must be >= 0, got {cfg.train.anchor_weight}")
+        if cfg.train.anchor_weight == 0:
             return None
         if not cfg.model.init:
             raise ValueError("train.anchor_weight holds the depth to the starting model: it needs one "
