@@ -217,3 +217,13 @@ def test_init_from_another_model_says_which_model_is_trained(world_dir, tiny_che
     assert trainer.model_name == "spidepth_tiny"
     assert "holds a spidepth_tiny model: training spidepth_tiny (model.name spidepth_small is not used)" in caplog.text
     assert "training spidepth_tiny with the standard pose net" in caplog.text
+
+
+def test_a_benchmark_run_takes_the_run_folder_lock(world_dir, tmp_path):
+    """Two benchmarks given the same settings name the same run folder: the second is refused, not mixed in."""
+    from spidepth_core.run_lock import RunFolderBusy, RunLock
+    from spidepth_core.tools.bench_accuracy import run_one
+    run = tmp_path / "run"
+    with RunLock(run), pytest.raises(RunFolderBusy, match="in use by another training run"):
+        run_one(None, tiny_overrides(world_dir, run, **{"train.max_steps": 1}), run, world_dir)
+    assert sorted(p.name for p in run.iterdir()) == []  # nothing written; the lock file went with its holder

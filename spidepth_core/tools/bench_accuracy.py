@@ -15,6 +15,7 @@ from ..data import find_sequences
 from ..evaluate import evaluate_sequences
 from ..inference import Predictor
 from ..metrics import METRIC_NAMES
+from ..run_lock import RunLock
 from ..synth import generate
 from ..trainer import Trainer
 
@@ -39,8 +40,9 @@ def make_world(root: Path, train_seqs: int, val_seqs: int, frames: int, height: 
 
 def run_one(config: str | None, overrides: list[str], out_dir: Path, val: Path) -> dict:
     cfg = load_config(config, overrides + [f"run.out_dir={out_dir}"])
-    trainer = Trainer(cfg, resume=True)
-    trainer.fit()
+    with RunLock(out_dir):  # two benchmarks given the same settings must not train one folder together
+        trainer = Trainer(cfg, resume=True)
+        trainer.fit()
     if trainer.interrupted:
         raise KeyboardInterrupt("benchmark interrupted; run it again to resume")
     ckpt = out_dir / "best.pt" if (out_dir / "best.pt").is_file() else out_dir / "last.pt"
