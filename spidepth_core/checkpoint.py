@@ -183,6 +183,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
+def stored_pose_config(ckpt: dict) -> dict:
+    """The pose net's config saved in a checkpoint (older checkpoints saved its kind only)."""
+    return ckpt.get("pose_config") or {"kind": ckpt.get("pose_kind")}
+
+
 def check_weights(ckpt: dict, path: str | os.PathLike) -> None:
     """Raise a short ValueError when the checkpoint's config does not describe its weights."""
     try:

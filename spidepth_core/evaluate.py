@@ -114,14 +114,14 @@ def bag_photometric_error(model, bag, image_topic: str, info_topic: str | None =
     frame triplets: a way to compare two models on a bag without ground truth (lower is better)."""
     import tempfile
 
-    from .checkpoint import read_checkpoint
+    from .checkpoint import read_checkpoint, stored_pose_config
     from .config import load_config
     from .trainer import Trainer
     ckpt = read_checkpoint(model)
     if "pose_state_dict" not in ckpt:
         raise ValueError(f"{model} holds no pose net, which the photometric error needs (a training run's "
                          "best.pt or last.pt, or the bundled model, hold one)")
-    pose = ckpt.get("pose_config") or {"kind": ckpt.get("pose_kind")}
+    pose = stored_pose_config(ckpt)
     with tempfile.TemporaryDirectory() as run:
         overrides = ["data.source=bag", f"data.path={bag}", f"data.image_topic={image_topic}",
                      "data.val_fraction=0", f"model.init={model}", f"model.name={ckpt.get('model_name', 'custom')}",

@@ -14,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import atomic_save, model_metadata, read_checkpoint, remove_stale_temps, save_model
+from .checkpoint import atomic_save, model_metadata, read_checkpoint, remove_stale_temps, save_model, stored_pose_config
 from .config import TrainConfig
 from .data.build import build_datasets
 from .distributed import EpochSampler, all_reduce_mean, init_distributed
@@ -49,7 +49,7 @@ def stored_pose(source: dict | None, kind: str) -> dict | None:
     """The pose config of ``source`` (an --init or resumed checkpoint) if it holds a pose net of ``kind``."""
     if source is None or "pose_state_dict" not in source:
         return None
-    stored = source.get("pose_config") or {"kind": source.get("pose_kind")}  # older checkpoints: kind only
+    stored = stored_pose_config(source)
     return stored if stored["kind"] == kind else None
 
 
@@ -73,7 +73,7 @@ def check_resume(resumed: dict, path: Path, model_name: str, cfg: TrainConfig, i
 
     A fine-tuning run (``init``, its --init checkpoint) takes its pose backbone from that checkpoint.
     """
-    pose = resumed.get("pose_config") or {"kind": resumed.get("pose_kind")}
+    pose = stored_pose_config(resumed)
     was = (resumed.get("model_name", "custom"), pose.get("kind"), pose.get("backbone"))
     backbone = (stored_pose(init, cfg.pose.kind) or {}).get("backbone", cfg.pose.backbone)
     now = (model_name, cfg.pose.kind, backbone if cfg.pose.kind == "strengthened" else None)
