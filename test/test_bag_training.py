@@ -142,6 +142,10 @@ def test_finetune_benchmark_reports_each_learning_rate(tiny_checkpoint, tmp_path
         assert torch.load(run / "last.pt", weights_only=True)["progress"]["global_step"] == 3
         assert row["change"] == pytest.approx(row["after"]["abs_rel"] / before - 1)
     assert "| learning rate |" in capsys.readouterr().out
+    # Asking again for one rate re-evaluates its finished run and keeps the other rate in the report.
+    assert main(args[:2] + ["--lr-factors", "2"] + args[2:] + ["train.max_steps=3"]) == 0
+    again = json.loads(next(out.glob("finetune_*.json")).read_text())
+    assert [r["lr_factor"] for r in again["runs"]] == [0.5, 2.0] and again["runs"] == report["runs"]
     # A changed setting trains a new run instead of resuming (and reporting) the finished one.
     assert main(args[:2] + ["--lr-factors", "2"] + args[2:] + ["train.max_steps=4"]) == 0
     runs = sorted((out / "runs").glob("*_lr_x2"), key=lambda p: p.stat().st_mtime)

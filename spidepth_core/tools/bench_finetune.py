@@ -80,13 +80,21 @@ def run_benchmark(out: Path, model: Path, config: str, lr_factors: list[float], 
         print(f"lr {lr:.2e} (x{factor:g}): held-out abs_rel {before['abs_rel']:.4f} -> {after['abs_rel']:.4f} "
               f"({change:+.1%})")
         rows.append({"lr_factor": factor, "lr": lr, "after": after, "change": change})
-    report = {"model": str(model), "config": config, "world": world, "overrides": overrides, "before": before,
-              "runs": rows}
     path = out / f"finetune_{name}_{setup}.json"
+    report = {"model": str(model), "config": config, "world": world, "overrides": overrides, "before": before,
+              "runs": merge_rows(path, rows)}
     path.write_text(json.dumps(report, indent=2))
     print(format_report(report))
     print(f"report: {path}")
     return report
+
+
+def merge_rows(path: Path, rows: list[dict]) -> list[dict]:
+    """This invocation's rows, plus the rates an earlier report of the same settings measured and this one did not."""
+    measured = {row["lr_factor"] for row in rows}
+    earlier = json.loads(path.read_text())["runs"] if path.exists() else []
+    kept = [row for row in earlier if row["lr_factor"] not in measured]
+    return sorted(kept + rows, key=lambda row: row["lr_factor"])
 
 
 def format_report(report: dict) -> str:
