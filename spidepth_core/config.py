@@ -67,6 +67,7 @@ class TrainSection:
     stereo_weight: float = 0.0                     # stereo error also on its own (see objective.py)
     photometric_scales: int = 1                    # image pyramid levels of the photometric loss
     anchor_weight: float = 0.0                     # fine-tuning: hold the depth shape of model.init (objective.py)
+    anchor_gate: bool = False                      # anchor only where model.init reprojects as well (objective.py)
     flip: float = 0.5
     color_jitter: float = 0.5
     max_steps: int | None = None                   # stop after this many optimiser steps

@@ -73,8 +73,11 @@ def silog_loss(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, varianc
     return scale * torch.sqrt((g ** 2).mean() - variance_focus * g.mean() ** 2)
 
 
-def scale_invariant_l1(depth: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+def scale_invariant_l1(depth: torch.Tensor, reference: torch.Tensor, weight: torch.Tensor | None = None
+                       ) -> torch.Tensor:
     """Mean |r - mean(r)| of r = log depth - log reference, per image [B,1,H,W]: zero when the two differ
-    by one scale factor, so it pulls on the shape of the depth map and leaves its scale free."""
+    by one scale factor, so it pulls on the shape of the depth map and leaves its scale free.
+    ``weight`` [B,1,H,W] weighs each pixel's term (the mean stays over all pixels)."""
     r = torch.log(depth.clamp_min(1e-6)) - torch.log(reference.clamp_min(1e-6))
-    return (r - r.mean(dim=(1, 2, 3), keepdim=True)).abs().mean()
+    distance = (r - r.mean(dim=(1, 2, 3), keepdim=True)).abs()
+    return (distance if weight is None else distance * weight).mean()

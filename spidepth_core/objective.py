@@ -34,12 +34,15 @@ class ObjectiveOutput:
     warped: torch.Tensor           # [B,3,H,W] first source warped into the target
     automask: torch.Tensor         # [B,H,W] fraction of pixels kept
     anchor: torch.Tensor | None = None
+    anchor_held: torch.Tensor | None = None  # [B,1,H,W] pixels the gated anchor held
 
     def scalars(self) -> dict[str, float]:
         out = {"loss": self.loss.item(), "photometric": self.photometric.item(),
                "smoothness": self.smoothness.item(), "automask_kept": self.automask.float().mean().item()}
         if self.anchor is not None:
             out["anchor"] = self.anchor.item()
+        if self.anchor_held is not None:
+            out["anchor_held"] = self.anchor_held.mean().item()
         return out
 
 
@@ -86,10 +89,10 @@ class DepthAnchor(nn.Module):
     def train(self, mode: bool = True) -> DepthAnchor:  # the teacher stays in eval mode (BatchNorm statistics)
         return self
 
-    def forward(self, image: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            reference = self.teacher(image).float()
-        return scale_invariant_l1(depth, reference)
+    @torch.no_grad()
+    def reference(self, image: torch.Tensor) -> torch.Tensor:
+        """The starting model's depth [B,1,H,W]."""
+        return self.teacher(image).float()
 
 
 class SelfSupervisedObjective(nn.Module):
@@ -110,12 +113,15 @@ class SelfSupervisedObjective(nn.Module):
     samples a flat region at full resolution and gets no gradient; coarser levels see past it.
 
     ``anchor`` (fine-tuning): adds ``anchor_weight`` times its scale-invariant distance to the starting
-    model's depth.
+    model's depth. With ``anchor_gate`` only at pixels where the starting model's depth reprojects the
+    sources at least as well as the current one: it holds where the recordings say nothing new and lets go
+    where they show the start was wrong.
     """
 
     def __init__(self, frame_ids=(0, -1, 1), smoothness_weight: float = 1e-3, automask: bool = True,
                  depth_relative_translation: bool = True, stereo_weight: float = 0.0,
-                 scales: int = 1, anchor: DepthAnchor | None = None, anchor_weight: float = 0.0) -> None:
+                 scales: int = 1, anchor: DepthAnchor | None = None, anchor_weight: float = 0.0,
+                 anchor_gate: bool = False) -> None:
         super().__init__()
         if scales < 1:
             raise ValueError(f"photometric scales must be >= 1, got {scales}")
@@ -126,7 +132,7 @@ class SelfSupervisedObjective(nn.Module):
         self.smoothness_weight = smoothness_weight
         self.automask = automask
         self.photometric = PhotometricLoss()
-        self.anchor, self.anchor_weight = anchor, anchor_weight
+        self.anchor, self.anchor_weight, self.anchor_gate = anchor, anchor_weight, anchor_gate
 
     def forward(self, depth_net: nn.Module, pose_net: nn.Module, batch: dict) -> ObjectiveOutput:
         frames, aug, K = batch["frames"], batch["frames_aug"], batch["K"]
@@ -141,7 +147,7 @@ class SelfSupervisedObjective(nn.Module):
             sources.append(batch["stereo"])
             transforms.append(batch["stereo_T"])
         stereo = "stereo" in batch and self.stereo_weight > 0
-        photo, warped, mask = self._level_loss(target, sources, depth, K, transforms, stereo)
+        photo, warped, mask, reprojection = self._level_loss(target, sources, depth, K, transforms, stereo)
         images = [target, *sources]
         level_depth = depth
         for level in range(1, self.scales):  # each level pools the one before by 2
@@ -152,16 +158,33 @@ class SelfSupervisedObjective(nn.Module):
         photo = photo / self.scales
         smooth = smoothness(depth, target)
         loss = photo + self.smoothness_weight * smooth
-        anchor = None
+        anchor = weight = None
         if self.anchor is not None:
-            anchor = self.anchor(aug[:, 0], depth)
+            reference = self.anchor.reference(aug[:, 0])
+            if self.anchor_gate:
+                weight = self._anchor_gate(target, sources, depth, reference, K, transforms, reprojection)
+            anchor = scale_invariant_l1(depth, reference, weight)
             loss = loss + self.anchor_weight * anchor
-        return ObjectiveOutput(loss, photo, smooth, depth, warped, mask, anchor)
+        return ObjectiveOutput(loss, photo, smooth, depth, warped, mask, anchor, weight)
+
+    @torch.no_grad()
+    def _anchor_gate(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,
+                     reference: torch.Tensor, K: torch.Tensor, transforms: list[torch.Tensor],
+                     reprojection: torch.Tensor) -> torch.Tensor:
+        """1 where the starting model's depth (brought to this depth's scale) reprojects the sources at least
+        as well as this depth does (``reprojection`` [B,S,H,W], its per-source errors), else 0: [B,1,H,W].
+        The anchor then lets go where the photometric evidence has moved past the starting model, and
+        holds everywhere else."""
+        scale = (torch.log(depth) - torch.log(reference)).mean(dim=(1, 2, 3), keepdim=True).exp()
+        start = torch.cat([self.photometric(warp(src, reference * scale, K, T), target)
+                           for src, T in zip(sources, transforms)], dim=1)
+        return (start.min(dim=1, keepdim=True)[0] <= reprojection.min(dim=1, keepdim=True)[0]).float()
 
     def _level_loss(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,
                     K: torch.Tensor, transforms: list[torch.Tensor], stereo: bool
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Min-reprojection error at one resolution (plus the stereo term): (loss, first warp, mask)."""
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Min-reprojection error at one resolution (plus the stereo term): (loss, first warp, mask, the
+        per-source reprojection errors [B,S,H,W])."""
         warped = [warp(src, depth, K, T) for src, T in zip(sources, transforms)]
         reprojection = torch.cat([self.photometric(w, target) for w in warped], dim=1)
         identity = None
@@ -171,4 +194,4 @@ class SelfSupervisedObjective(nn.Module):
         photo = loss_map.mean()
         if stereo:  # the stereo partner is appended last in forward
             photo = photo + self.stereo_weight * reprojection[:, -1].mean()
-        return photo, warped[0], mask
+        return photo, warped[0], mask, reprojection

@@ -177,7 +177,8 @@ class Trainer:
             return
         self.objective = SelfSupervisedObjective(cfg.data.frame_ids, t.smoothness, t.automask,
                                                  t.depth_relative_translation, t.stereo_weight,
-                                                 t.photometric_scales, self._anchor(cfg), t.anchor_weight)
+                                                 t.photometric_scales, self._anchor(cfg), t.anchor_weight,
+                                                 t.anchor_gate)
         params = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
         self.optimizer = torch.optim.Adam(params, lr=t.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, t.step_size, t.gamma)
@@ -188,6 +189,8 @@ class Trainer:
         if cfg.train.anchor_weight < 0:
             raise ValueError(f"train.anchor_weight must be >= 0, got {cfg.train.anchor_weight}")
         if cfg.train.anchor_weight == 0:
+            if cfg.train.anchor_gate:
+                raise ValueError("train.anchor_gate gates the anchor: set train.anchor_weight > 0 with it")
             return None
         if not cfg.model.init:
             raise ValueError("train.anchor_weight holds the depth to the starting model: it needs one "

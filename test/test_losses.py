@@ -172,9 +172,32 @@ def test_depth_anchor_is_frozen_and_pulls_toward_the_start():
     assert not anchor.teacher.training and not any(p.requires_grad for p in anchor.teacher.parameters())
     image = torch.rand(2, 3, 8, 12)
     net.eval()
-    assert anchor(image, net(image) * 2) < 1e-6  # the start itself, at any scale, is not pulled
+    reference = anchor.reference(image)
+    assert scale_invariant_l1(net(image) * 2, reference) < 1e-6  # the start itself, at any scale, is not pulled
     depth = (net(image) * torch.linspace(0.5, 1.5, 12)).detach().requires_grad_(True)
-    loss = anchor(image, depth)
+    loss = scale_invariant_l1(depth, reference)
     loss.backward()
     assert loss > 0.05 and depth.grad.abs().sum() > 0
     assert all(p.grad is None for p in anchor.teacher.parameters())
+
+
+def test_gated_anchor_lets_go_where_the_photometric_evidence_has_moved_past_the_start(two_views):
+    """With anchor_gate the anchor holds a pixel only where the starting depth reprojects at least as
+    well as the current one: everywhere while they agree, few pixels where the current depth is the true
+    one and the start is not, most pixels the other way round."""
+    from spidepth_core.objective import SelfSupervisedObjective
+    target, _, depth, K, _ = two_views
+    partner, partner_T = _stereo_partner(target, depth, K)
+    batch = {"frames": target[:, None], "frames_aug": target[:, None], "K": K, "stereo": partner,
+             "stereo_T": partner_T}
+    tilted = depth * torch.linspace(0.5, 1.5, depth.shape[-1])  # a wrong shape
+    held = {}
+    for name, current, start in [("agree", depth, depth), ("current true", depth, tilted),
+                                 ("start true", tilted, depth)]:
+        objective = SelfSupervisedObjective(frame_ids=(0,), automask=False, anchor=DepthAnchor(_FixedDepth(start)),
+                                            anchor_weight=1.0, anchor_gate=True)
+        out = objective(_FixedDepth(current), _StillPose(), batch)
+        held[name] = out.anchor_held.mean().item()
+        assert out.scalars()["anchor_held"] == pytest.approx(held[name])
+    assert held["agree"] == 1.0
+    assert held["current true"] < 0.4 < 0.6 < held["start true"], held

@@ -109,6 +109,9 @@ def test_anchor_needs_a_starting_model(world_dir, tmp_path):
     cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_weight": -1}))
     with pytest.raises(ValueError, match=">= 0"):
         Trainer(cfg, resume=False)
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_gate": True}))
+    with pytest.raises(ValueError, match="anchor_weight > 0"):
+        Trainer(cfg, resume=False)
     assert not (tmp_path / "run").exists()
 
 
