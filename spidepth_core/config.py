@@ -82,6 +82,7 @@ class RunSection:
     log_every: int = 20
     image_every: int = 200
     checkpoint_every: int = 200                    # steps between 'last.pt' saves
+    best_by: Literal["validation", "last"] = "validation"  # best.pt: lowest validation photometric error | last epoch
 
 
 @dataclass

@@ -354,7 +354,7 @@ class Trainer:
         if not self.step_scheduler_per_batch:
             self.scheduler.step()
         val = self.validate() if self.val_ds is not None else {}
-        score = val.get("photometric", -self.epoch)
+        score = val.get("photometric", -self.epoch) if self.cfg.run.best_by == "validation" else -self.epoch
         if self.dist.is_main:
             for k, v in val.items():
                 self._tb().add_scalar(f"val/{k}", v, self.global_step)

@@ -143,3 +143,20 @@ def test_a_fine_tune_resumes_with_the_pose_backbone_of_its_init(world_dir, tmp_p
     assert first.pose_model().config["backbone"] == "tf_efficientnet_lite0"
     again = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "tune", **{**tune, "train.max_steps": 2})))
     assert again.global_step == 1 and again.pose_model().config["backbone"] == "tf_efficientnet_lite0"
+
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # no training steps here
+@pytest.mark.parametrize("best_by, expected", [("validation", 2), ("last", 3)])
+def test_best_checkpoint_is_picked_by_run_best_by(world_dir, tmp_path, monkeypatch, best_by, expected):
+    """best.pt (what deploy and the benchmarks take) is the epoch of lowest validation photometric error,
+    or with run.best_by=last the last epoch."""
+    run = tmp_path / "run"
+    cfg = load_config(None, tiny_overrides(world_dir, run, **{"data.val_path": str(world_dir), "run.best_by": best_by}))
+    trainer = Trainer(cfg, resume=False)
+    scores = iter([0.5, 0.3, 0.4])  # validation photometric error after epochs 1, 2, 3
+    monkeypatch.setattr(trainer, "validate", lambda: {"photometric": next(scores)})
+    for _ in range(3):
+        trainer.end_epoch()
+    best = torch.load(run / "best.pt", weights_only=False)
+    assert best["epoch"] == expected and best["validation"]["photometric"] == [0.5, 0.3, 0.4][expected - 1]
