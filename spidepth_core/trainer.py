@@ -190,7 +190,8 @@ class Trainer:
             raise ValueError(f"train.anchor_weight must be >= 0, got {cfg.train.anchor_weight}")
         if cfg.train.anchor_weight == 0:
             if cfg.train.anchor_gate:
-                raise ValueError("train.anchor_gate gates the anchor: set train.anchor_weight > 0 with it")
+                raise ValueError("train.anchor_gate gates the anchor: set train.anchor_weight > 0 with it, "
+                                 "or train.anchor_gate=false for no anchor")
             return None
         if not cfg.model.init:
             raise ValueError("train.anchor_weight holds the depth to the starting model: it needs one "
@@ -239,7 +240,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                         "global_step": self.global_step, "best_val": self.best_val},
+                         "global_step": self.global_step, "best_val": self.best_val,
+                         "best_by": self.cfg.run.best_by},
             "rng": rng,
             "train_config": self.cfg.to_dict(),
         }
@@ -264,6 +266,10 @@ class Trainer:
         p = ckpt["progress"]
         self.epoch, self.step_in_epoch, self.global_step = p["epoch"], p["step_in_epoch"], p["global_step"]
         self.best_val = p["best_val"]
+        if p.get("best_by", "validation") != self.cfg.run.best_by:  # scores by another rule do not compare
+            log.warning("run.best_by changed to %s since the run began: the next epoch writes best.pt",
+                        self.cfg.run.best_by)
+            self.best_val = float("inf")
         torch.set_rng_state(ckpt["rng"]["torch"])
         if "cuda" in ckpt["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])

@@ -160,3 +160,21 @@ def test_best_checkpoint_is_picked_by_run_best_by(world_dir, tmp_path, monkeypat
         trainer.end_epoch()
     best = torch.load(run / "best.pt", weights_only=False)
     assert best["epoch"] == expected and best["validation"]["photometric"] == [0.5, 0.3, 0.4][expected - 1]
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_resume_with_another_best_by_rewrites_best_checkpoint(world_dir, tmp_path, monkeypatch):
+    """Scores kept by one rule do not compare with the other's: switching run.best_by on resume lets the
+    next epoch write best.pt (a run begun with 'last' would otherwise never take a validation score)."""
+    run = tmp_path / "run"
+    over = tiny_overrides(world_dir, run, **{"data.val_path": str(world_dir), "run.best_by": "last"})
+    trainer = Trainer(load_config(None, over), resume=False)
+    monkeypatch.setattr(trainer, "validate", lambda: {"photometric": 0.5})
+    trainer.end_epoch()
+    trainer.end_epoch()
+    trainer.save_state()
+    resumed = Trainer(load_config(None, over + ["run.best_by=validation"]), resume=True)
+    monkeypatch.setattr(resumed, "validate", lambda: {"photometric": 0.4})
+    resumed.end_epoch()
+    best = torch.load(run / "best.pt", weights_only=False)
+    assert best["epoch"] == 3 and best["validation"]["photometric"] == 0.4
