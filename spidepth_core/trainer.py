@@ -240,8 +240,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "progress": {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                         "global_step": self.global_step, "best_val": self.best_val,
-                         "best_by": self.cfg.run.best_by},
+                         "global_step": self.global_step, "best_val": self.best_val},
             "rng": rng,
             "train_config": self.cfg.to_dict(),
         }
@@ -266,10 +265,7 @@ class Trainer:
         p = ckpt["progress"]
         self.epoch, self.step_in_epoch, self.global_step = p["epoch"], p["step_in_epoch"], p["global_step"]
         self.best_val = p["best_val"]
-        if p.get("best_by", "validation") != self.cfg.run.best_by:  # scores by another rule do not compare
-            log.warning("run.best_by changed to %s since the run began: the next epoch writes best.pt",
-                        self.cfg.run.best_by)
-            self.best_val = float("inf")
+        self._follow_config_best_by(ckpt["train_config"]["run"].get("best_by", "validation"))
         torch.set_rng_state(ckpt["rng"]["torch"])
         if "cuda" in ckpt["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
@@ -288,6 +284,15 @@ class Trainer:
         sched.step_size, sched.gamma = t.step_size, t.gamma
         for group, base in zip(self.optimizer.param_groups, sched.base_lrs):
             group["lr"] = base * t.gamma ** (sched.last_epoch // t.step_size)
+
+    def _follow_config_best_by(self, stored: str) -> None:
+        """Scores kept by another ``run.best_by`` rule do not compare: the next epoch writes best.pt."""
+        if stored == self.cfg.run.best_by:
+            return
+        if self.dist.is_main:
+            log.warning("run.best_by changed since the run began (%s -> %s): the next epoch writes best.pt",
+                        stored, self.cfg.run.best_by)
+        self.best_val = float("inf")
 
     # -- loop ------------------------------------------------------------------
     def _done(self) -> bool:
