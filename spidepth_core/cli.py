@@ -215,6 +215,8 @@ def _add_evaluate(sub) -> None:
                         "correlation with the error, and draws the sparsification curves here")
     p.add_argument("--by-depth", action="store_true",
                    help="GT folders: also print abs_rel per band of true depth (where the error sits)")
+    p.add_argument("--by-row", action="store_true",
+                   help="GT folders: also print abs_rel per band of image rows, top to bottom")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -307,7 +309,8 @@ def cmd_evaluate(args) -> int:
         print(f"scale: camera_height policy ({height}{'' if height == 'poses' else ' m'}), no median scaling")
     else:
         print(f"median scaling: {'on' if median else 'off'} ({'metric' if metric else 'self-supervised'} model)")
-    for flag, given in (("--uncertainty", args.uncertainty), ("--by-depth", args.by_depth)):
+    for flag, given in (("--uncertainty", args.uncertainty), ("--by-depth", args.by_depth),
+                        ("--by-row", args.by_row)):
         if given and (args.bag or args.protocol):
             raise ValueError(f"{flag} works on GT folders (--data without --protocol)")
     if args.bag:
@@ -315,25 +318,27 @@ def cmd_evaluate(args) -> int:
     if not args.data:
         raise ValueError("give --data (a benchmark root or GT folders) or --bag")
     extra: dict = {}
-    bands = None
+    tables: dict = {}
     if args.protocol:
         from .evaluate import evaluate_protocol
         result = evaluate_protocol(args.protocol, predictor, args.data, median, args.split, args.gt)
     else:
-        from .error_bands import ErrorByDepth, band_edges
+        from .error_bands import depth_bands, row_bands
         from .sparsification import Sparsification
         spars = Sparsification() if args.uncertainty else None
-        bands = ErrorByDepth(band_edges(args.max_depth)) if args.by_depth else None
+        if args.by_depth:
+            tables["by_depth"] = depth_bands(args.max_depth)
+        if args.by_row:
+            tables["by_row"] = row_bands()
         result = evaluate_sequences(predictor, find_sequences(args.data), median_scaling=median,
                                     max_depth=args.max_depth, camera_height=height, sparsification=spars,
-                                    by_depth=bands)
+                                    by_depth=tables.get("by_depth"), by_row=tables.get("by_row"))
         if spars is not None:
             extra["uncertainty"] = _report_uncertainty(spars, args.uncertainty)
-        if bands is not None:
-            extra["by_depth"] = bands.rows()
+        extra.update({name: bands.rows() for name, bands in tables.items()})
     print(format_table(result))
-    if bands is not None:
-        print(f"abs_rel by true depth (pooled over pixels):\n{bands.table()}")
+    for bands in tables.values():
+        print(f"abs_rel by {bands.title} (pooled over pixels):\n{bands.table()}")
     if args.json:
         Path(args.json).write_text(json.dumps({**result, **extra}, indent=2))
     return 0
