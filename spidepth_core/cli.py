@@ -332,7 +332,7 @@ def cmd_evaluate(args) -> int:
             tables["by_row"] = row_bands()
         result = evaluate_sequences(predictor, find_sequences(args.data), median_scaling=median,
                                     max_depth=args.max_depth, camera_height=height, sparsification=spars,
-                                    by_depth=tables.get("by_depth"), by_row=tables.get("by_row"))
+                                    bands=tuple(tables.values()))
         if spars is not None:
             extra["uncertainty"] = _report_uncertainty(spars, args.uncertainty)
         extra.update({name: bands.rows() for name, bands in tables.items()})

@@ -27,26 +27,44 @@ def _height_share(lo: float, hi: float) -> str:
     return f"{lo:.1%}-{hi:.1%}"
 
 
-class ErrorBands:
-    """Accumulates pixels into bands of a key: the true depth unless ``add`` is given another key.
+def _true_depth(gt: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    return gt
 
-    ``add`` once per evaluated image. ``title`` and ``label`` name the key in the table.
+
+def row_position(mask: np.ndarray) -> np.ndarray:
+    """Each selected pixel's row centre as a share of the image height, in ``image[mask]`` order."""
+    return (np.nonzero(mask)[0] + 0.5) / mask.shape[0]
+
+
+def _row_key(gt: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    if mask is None:
+        raise ValueError("row bands need the image mask the pixels were taken with")
+    return row_position(mask)
+
+
+PixelKey = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (gt pixels, image mask) -> key per pixel
+
+
+class ErrorBands:
+    """Accumulates pixels into bands of a key (``key``: true depth by default); ``add`` once per image.
+
+    ``title`` and ``label`` name the key in the table.
     """
 
     def __init__(self, edges: tuple[float, ...] = EDGES, title: str = "true depth",
-                 label: Callable[[float, float], str] = _metres) -> None:
+                 label: Callable[[float, float], str] = _metres, key: PixelKey = _true_depth) -> None:
         if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:])):
             raise ValueError(f"band edges must rise, got {edges}")
         self.edges = np.asarray(edges, np.float64)
-        self.title, self.label = title, label
+        self.title, self.label, self.key = title, label, key
         bands = len(edges) - 1
         self.pixels = np.zeros(bands, np.int64)
         self.abs_rel = np.zeros(bands)
         self.log_ratio = np.zeros(bands)
 
-    def add(self, gt: np.ndarray, pred: np.ndarray, key: np.ndarray | None = None) -> None:
-        """Valid pixels only (gt > 0), depth already scaled as evaluated; ``key`` per pixel (default gt)."""
-        key = gt if key is None else key
+    def add(self, gt: np.ndarray, pred: np.ndarray, mask: np.ndarray | None = None) -> None:
+        """Valid pixels only (gt > 0), depth already scaled as evaluated, taken from an image by ``mask``."""
+        key = self.key(gt, mask)
         if gt.shape != pred.shape or key.shape != gt.shape:
             raise ValueError(f"gt {gt.shape}, pred {pred.shape} and key {key.shape} differ")
         band = np.searchsorted(self.edges, key, side="right") - 1
@@ -85,10 +103,5 @@ def depth_bands(max_depth: float) -> ErrorBands:
 
 
 def row_bands(count: int = ROW_BANDS) -> ErrorBands:
-    """``count`` equal bands of image rows, top first; ``add`` them with ``key=row_position(mask)``."""
-    return ErrorBands(tuple(np.linspace(0.0, 1.0, count + 1)), "image rows (top = 0%)", _height_share)
-
-
-def row_position(mask: np.ndarray) -> np.ndarray:
-    """Each selected pixel's row centre as a share of the image height, in ``image[mask]`` order."""
-    return (np.nonzero(mask)[0] + 0.5) / mask.shape[0]
+    """``count`` equal bands of image rows, top first."""
+    return ErrorBands(tuple(np.linspace(0.0, 1.0, count + 1)), "image rows (top = 0%)", _height_share, _row_key)

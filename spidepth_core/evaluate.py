@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .error_bands import ErrorBands, row_position
+from .error_bands import ErrorBands
 from .inference.predictor import NO_UNCERTAINTY
 from .metrics import depth_errors, evaluated_pixels, mean_errors
 from .scale import ScaleEstimator
@@ -16,15 +16,13 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
                        max_depth: float = 80.0, every: int = 1,
                        camera_height: float | str | None = None,
                        sparsification: Sparsification | None = None,
-                       by_depth: ErrorBands | None = None,
-                       by_row: ErrorBands | None = None) -> dict[str, float]:
+                       bands: tuple[ErrorBands, ...] = ()) -> dict[str, float]:
     """Mean errors over every ``every``-th frame with GT; pixels with min_depth < gt < max_depth.
 
     ``camera_height`` (metres, or "poses" for each sequence's mean height from its poses.txt) scales the
     depth as the node's camera_height policy does, frame after frame; median scaling is then off.
     ``sparsification``: also predict the uncertainty and add each image to it.
-    ``by_depth``, ``by_row``: add each image's evaluated pixels to them (error per band of true depth, of
-    image rows).
+    ``bands``: add each image's evaluated pixels to each (error per band of true depth, of image rows).
     Returns the metrics plus ``scale_std`` (spread of per-image scales, relative).
     """
     rows, scales = [], []
@@ -52,10 +50,8 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, 
             continue
         g, p, scale = evaluated_pixels(gt, pred, mask, median_scaling and estimator is None, min_depth, max_depth)
         rows.append(depth_errors(g, p))
-        if by_depth is not None:
-            by_depth.add(g, p)
-        if by_row is not None:
-            by_row.add(g, p, row_position(mask))
+        for table in bands:
+            table.add(g, p, mask)
         if sparsification is not None:
             if spread is None:
                 raise ValueError(f"{getattr(predictor, 'model_path', 'the model')} {NO_UNCERTAINTY}")

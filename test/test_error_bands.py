@@ -34,8 +34,11 @@ def test_pixels_outside_the_bands_are_left_out_and_empty_bands_are_nan():
         ErrorBands((0.0, 5.0, 5.0))
     with pytest.raises(ValueError, match="differ"):
         bands.add(np.ones(3), np.ones(2))
+    rows = row_bands(4)
     with pytest.raises(ValueError, match="differ"):
-        bands.add(np.ones(3), np.ones(3), key=np.ones(2))
+        rows.add(np.ones(3), np.ones(3), np.eye(2, dtype=bool))  # the mask selects 2 pixels, not 3
+    with pytest.raises(ValueError, match="mask"):
+        rows.add(np.ones(3), np.ones(3))
 
 
 def test_row_bands_follow_each_pixels_row_in_mask_order():
@@ -46,7 +49,7 @@ def test_row_bands_follow_each_pixels_row_in_mask_order():
     pred[7, 2] = 20.0  # only the bottom pixel is off (2x too far)
     assert row_position(mask) == pytest.approx([0.5 / 8, 1.5 / 8, 7.5 / 8])
     bands = row_bands(4)
-    bands.add(gt[mask], pred[mask], row_position(mask))
+    bands.add(gt[mask], pred[mask], mask)
     top, _, _, bottom = bands.rows()
     assert top["share"] == pytest.approx(2 / 3) and top["abs_rel"] == 0.0
     assert bottom["abs_rel"] == pytest.approx(1.0) and bottom["log_ratio"] == pytest.approx(np.log(2.0))
