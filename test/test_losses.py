@@ -14,6 +14,26 @@ def test_identical_images_give_zero():
     assert SSIM()(img, img).max() < 1e-6
 
 
+def test_ssim_is_the_statistic_of_each_reflection_padded_window():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(1, 2, 12, 15, generator=gen), torch.rand(1, 2, 12, 15, generator=gen)
+    got = SSIM()(x, y)
+    px, py = (np.pad(t[0].double().numpy(), ((0, 0), (3, 3), (3, 3)), mode="reflect") for t in (x, y))
+    for c, r, col in [(0, 0, 0), (1, 5, 7), (0, 11, 14), (1, 2, 13)]:
+        a, b = px[c, r:r + 7, col:col + 7], py[c, r:r + 7, col:col + 7]
+        cov = (a * b).mean() - a.mean() * b.mean()
+        num = (2 * a.mean() * b.mean() + 1e-4) * (2 * cov + 9e-4)
+        den = (a.mean() ** 2 + b.mean() ** 2 + 1e-4) * (a.var() + b.var() + 9e-4)
+        assert got[0, c, r, col].item() == pytest.approx(np.clip((1 - num / den) / 2, 0, 1), abs=1e-6)
+
+
+def test_ssim_of_half_precision_images_is_computed_in_float32():
+    x, y = torch.rand(1, 3, 20, 24), torch.rand(1, 3, 20, 24)
+    half = SSIM()(x.half(), y.half())
+    assert half.dtype == torch.float32
+    assert (half - SSIM()(x.half().float(), y.half().float())).abs().max() < 1e-6
+
+
 def test_different_images_give_positive_loss():
     a, b = torch.rand(1, 3, 32, 48), torch.rand(1, 3, 32, 48)
     loss = PhotometricLoss()(a, b)
