@@ -205,16 +205,22 @@ def test_latency_benchmark_reports_every_backend(tiny_checkpoint, tmp_path, caps
     assert "onnxruntime" in capsys.readouterr().out
 
 
-def test_accuracy_benchmark_trains_and_scores_each_arm(tmp_path, capsys):
+def test_accuracy_benchmark_gathers_arms_run_apart_into_one_report(tmp_path, capsys):
     import json
 
     from spidepth_core.cli import main
     out = tmp_path / "acc"
-    assert main(["benchmark", "accuracy", "--poses", "strengthened,standard", "--seeds", "0", "--steps", "2",
-                 "--train-sequences", "1", "--val-sequences", "1", "--frames", "8", "--size", "64x192",
-                 "--output", str(out), "model.name=spidepth_tiny", "model.pretrained=false", "pose.backbone=resnet10t",
-                 "train.batch_size=2", "train.workers=0", "run.device=cpu"]) == 0
-    report = json.loads((out / "accuracy.json").read_text())
-    assert set(report["summary"]) == {"strengthened", "standard"}
+
+    def run(poses: str, steps: str) -> dict:
+        assert main(["benchmark", "accuracy", "--poses", poses, "--seeds", "0", "--steps", steps,
+                     "--train-sequences", "1", "--val-sequences", "1", "--frames", "8", "--size", "64x192",
+                     "--output", str(out), "model.name=spidepth_tiny", "model.pretrained=false",
+                     "pose.backbone=resnet10t", "train.batch_size=2", "train.workers=0", "run.device=cpu"]) == 0
+        return json.loads((out / "accuracy.json").read_text())
+
+    run("standard", "2")
+    report = run("strengthened", "2")  # a second process, another arm: both in one table, in arm order
+    assert list(report["summary"]) == ["strengthened", "standard"]
     assert all(len(report["runs"][arm]) == 1 and report["runs"][arm][0]["abs_rel"] > 0 for arm in report["runs"])
+    assert list(run("standard", "1")["summary"]) == ["standard"]  # other settings: the old rows are dropped
     assert "| pose net |" in capsys.readouterr().out

@@ -4,7 +4,9 @@ Compares pose networks (strengthened vs standard) at the same budget over severa
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +82,25 @@ def run_benchmark(out: Path, config: str | None, poses: list[str], seeds: list[i
             metrics = run_one(config, ov, run_dir, val)
             print(f"{pose} seed {seed}: abs_rel {metrics['abs_rel']:.4f}  a1 {metrics['a1']:.4f}")
             results[pose].append({"seed": seed, **metrics})
-    report: dict[str, Any] = {"steps": steps, "seeds": seeds, "world": world, "overrides": overrides, "runs": results,
-              "summary": summarise(results)}
-    (out / "accuracy.json").write_text(json.dumps(report, indent=2))
+    report = write_report(out / "accuracy.json", {"steps": steps, "seeds": seeds, "world": world,
+                                                  "overrides": overrides, "runs": results})
     print(format_summary(report["summary"]))
     return report
+
+
+def write_report(path: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Add this benchmark's arms to the report at ``path``, so arms run as separate processes (one per core)
+    gather in one table; a report made with other settings (steps, seeds, world, overrides) is replaced."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two arms finishing together must not drop each other's rows
+        runs = report["runs"]
+        if path.is_file():
+            old = json.loads(path.read_text())
+            if all(old.get(k) == report[k] for k in ("steps", "seeds", "world", "overrides")):
+                runs = {**old["runs"], **runs}
+        runs = {pose: runs[pose] for pose in POSE_ARMS if pose in runs}
+        merged = {**report, "runs": runs, "summary": summarise(runs)}
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(merged, indent=2))
+        os.replace(tmp, path)
+    return merged
