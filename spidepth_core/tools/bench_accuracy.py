@@ -1,6 +1,6 @@
 """``spidepth benchmark accuracy``: train on synthetic sequences, evaluate on held-out ones.
 
-Compares pose networks (strengthened vs standard) at the same budget over several seeds.
+Compares the pose arms (pretrained strengthened, random strengthened, standard) at the same budget over several seeds.
 """
 from __future__ import annotations
 
