@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Callable, cast
 
 import torch
 
@@ -39,10 +39,20 @@ class _Writes:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename over ``path``.
+    """torch.save ``obj`` to ``path`` atomically (see ``atomic_write``)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Write ``data`` to ``path`` atomically (see ``atomic_write``)."""
+    atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
+    """``write`` into a temp file in the same folder, fsync, then rename over ``path``.
 
     A failed write (disk full, read-only folder, ...) raises OSError naming the file and the reason;
-    the previous ``path`` is kept and the temp file removed. A writer killed mid-save leaves its temp
+    the previous ``path`` is kept and the temp file removed. A writer killed mid-write leaves its temp
     file, named with its PID, for ``remove_stale_temps`` to find.
     """
     path = Path(path)
@@ -53,7 +63,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         with os.fdopen(fd, "wb") as f:
             out = _Writes(f)
             try:
-                torch.save(obj, cast(IO[bytes], out))
+                write(cast(IO[bytes], out))
             except RuntimeError as exc:
                 raise (out.error or exc) from None
             f.flush()
@@ -79,7 +89,7 @@ def _why(exc: OSError, folder: Path) -> str:
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
-    """Delete temp files of ``atomic_save`` calls whose process is gone (killed mid-save)."""
+    """Delete temp files of ``atomic_write`` calls whose process is gone (killed mid-write)."""
     removed = []
     for tmp in Path(folder).glob(f".*{TEMP_MARK}*"):
         pid = tmp.name.split(TEMP_MARK, 1)[1].split("-", 1)[0]

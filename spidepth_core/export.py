@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from .checkpoint import file_sha256, read_checkpoint
+from .checkpoint import atomic_write_bytes, file_sha256, read_checkpoint
 from .models import DepthConfig, DepthNet
 
 OPSET = 17
@@ -62,18 +62,16 @@ def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = No
     model = DepthNet(cfg)
     model.load_state_dict(ckpt["state_dict"])
     model.eval().head.check_size(*_s_size(model, height, width))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused encoder op has no ONNX form
     try:
-        with torch.no_grad():
-            torch.onnx.export(_ExportWrapper(model, fp16), (torch.rand(1, 3, height, width),), str(tmp), dynamo=False,
-                              opset_version=OPSET, input_names=["image"], output_names=list(OUTPUTS))
+        with torch.no_grad(), tempfile.TemporaryDirectory() as folder:
+            graph = Path(folder) / "graph.onnx"
+            torch.onnx.export(_ExportWrapper(model, fp16), (torch.rand(1, 3, height, width),), str(graph),
+                              dynamo=False, opset_version=OPSET, input_names=["image"], output_names=list(OUTPUTS))
+            proto = onnx.load(str(graph))
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-    proto = onnx.load(str(tmp))
     for output in proto.graph.output:  # static output shapes (the final Resize's size is computed)
         dims = output.type.tensor_type.shape.dim
         del dims[:]
@@ -82,9 +80,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = No
     meta = proto.metadata_props.add()
     meta.key, meta.value = "spidepth", json.dumps(export_metadata(ckpt, height, width, fp16, file_sha256(checkpoint)))
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out)
-    return out
+    atomic_write_bytes(proto.SerializeToString(), out)
+    return Path(out)
 
 
 def _s_size(model: DepthNet, height: int, width: int) -> tuple[int, int]:

@@ -8,13 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..cache import cache_dir
-from ..checkpoint import file_sha256
+from ..checkpoint import atomic_write_bytes, file_sha256
 from .backends import onnx_file_metadata
 
 log = logging.getLogger("spidepth.tensorrt")
@@ -97,11 +96,7 @@ def build_engine(onnx: str | Path, out: str | Path, fp16: bool, workspace: int =
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {onnx}")
     data = bytes(serialized)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    atomic_write_bytes(data, out)
     return data
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..checkpoint import atomic_write_bytes
 from ..config import load_config
 from ..data import find_sequences
 from ..evaluate import evaluate_sequences
@@ -100,7 +100,5 @@ def write_report(path: Path, report: dict[str, Any]) -> dict[str, Any]:
                 runs = {**old["runs"], **runs}
         runs = {pose: runs[pose] for pose in POSE_ARMS if pose in runs}
         merged = {**report, "runs": runs, "summary": summarise(runs)}
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(merged, indent=2))
-        os.replace(tmp, path)
+        atomic_write_bytes(json.dumps(merged, indent=2).encode(), path)
     return merged
