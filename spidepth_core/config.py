@@ -55,6 +55,7 @@ class TrainSection:
     epochs: int = 20
     batch_size: int = 8
     lr: float = 1e-4
+    warmup_steps: int = 0                          # the lr rises linearly over these first steps
     step_size: int = 15
     gamma: float = 0.1
     clip_grad: float | None = None

@@ -162,6 +162,8 @@ class Trainer:
     def _build_optimisation(self, cfg: TrainConfig) -> None:
         """Self-supervised: Adam + StepLR (per epoch). Supervised: AdamW + OneCycle (per step), clip 0.1."""
         t = cfg.train
+        if t.warmup_steps < 0:
+            raise ValueError(f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
         if t.supervised:
             self.objective = SupervisedObjective(self.depth_cfg.min_depth, self.depth_cfg.max_depth)
             self.optimizer = torch.optim.AdamW(self.depth_net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -354,11 +356,21 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
                                      self.cfg.train.clip_grad)
+        scheduled = [g["lr"] for g in self.optimizer.param_groups]
+        for group, lr in zip(self.optimizer.param_groups, scheduled):
+            group["lr"] = lr * self.warmup_factor()
         self.scaler.step(self.optimizer)
+        for group, lr in zip(self.optimizer.param_groups, scheduled):  # the scheduler keeps its own rate
+            group["lr"] = lr
         self.scaler.update()
         if self.step_scheduler_per_batch and self.scheduler.last_epoch < self.onecycle_steps:
             self.scheduler.step()
         return out
+
+    def warmup_factor(self) -> float:
+        """The share of the scheduled rate this step uses: (step + 1) / warmup_steps, then 1."""
+        warmup = self.cfg.train.warmup_steps
+        return 1.0 if self.global_step >= warmup else (self.global_step + 1) / warmup
 
     def end_epoch(self) -> None:
         self.epoch += 1
@@ -413,7 +425,8 @@ class Trainer:
         if self.global_step % self.cfg.run.log_every == 0:
             for k, v in scalars.items():
                 self._tb().add_scalar(f"train/{k}", v, self.global_step)
-            self._tb().add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.global_step)
+            lr = self.optimizer.param_groups[0]["lr"] * self.warmup_factor()
+            self._tb().add_scalar("train/lr", lr, self.global_step)
         if self.global_step % self.cfg.run.image_every == 0 and hasattr(out, "warped"):
             from .viz import colorize_depth
             depth = out.depth[0, 0].detach().cpu().numpy()

@@ -102,6 +102,34 @@ def test_resume_follows_a_changed_step_size(world_dir, tmp_path, caplog):
     assert later.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)  # dropped after epoch 3, once
 
 
+def _params(trainer):
+    return {k: v.detach().clone() for k, v in trainer.depth_model().named_parameters()}
+
+
+@pytest.mark.parametrize("warmup, share", [(0, 1.0), (4, 0.25)])
+def test_warmup_scales_the_first_steps_and_leaves_the_schedule(world_dir, tmp_path, warmup, share):
+    """Adam's first update moves every weight with a gradient by the rate it was given, so the largest
+    change after one step is the warmed-up rate."""
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{
+        "train.max_steps": 1, "train.lr": 1e-3, "train.warmup_steps": warmup}))
+    trainer = Trainer(cfg, resume=False)
+    before = _params(trainer)
+    trainer.fit()
+    after = _params(trainer)
+    moved = max((after[k] - before[k]).abs().max().item() for k in before)
+    assert moved == pytest.approx(1e-3 * share, rel=1e-3)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)  # the scheduled rate is kept
+    resumed = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{
+        "train.max_steps": 2, "train.lr": 1e-3, "train.warmup_steps": warmup})))
+    assert resumed.warmup_factor() == (2 / warmup if warmup else 1.0)
+
+
+def test_warmup_steps_must_not_be_negative(world_dir, tmp_path):
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.warmup_steps": -1}))
+    with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
+        Trainer(cfg, resume=False)
+
+
 def test_anchor_needs_a_starting_model(world_dir, tmp_path):
     cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_weight": 1.0}))
     with pytest.raises(ValueError, match="needs one"):
