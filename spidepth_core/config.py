@@ -27,6 +27,8 @@ class PoseSection:
     kind: Literal["strengthened", "standard"] = "strengthened"
     backbone: str = "resnet18"
     pretrained: bool | str = True                  # backbone weights: true | false | timm | package | FILE
+    forward_start: float = 0.0                     # a new pose net starts moving forward this much per frame
+                                                   # (in mean depths with depth_relative_translation)
 
 
 @dataclass

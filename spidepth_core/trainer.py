@@ -19,7 +19,7 @@ from .config import TrainConfig
 from .data.build import build_datasets
 from .distributed import EpochSampler, all_reduce_mean, init_distributed
 from .metrics import evaluate_pair
-from .models import DepthConfig, DepthNet, create_model, create_pose_net
+from .models import DepthConfig, DepthNet, create_model, create_pose_net, start_moving_forward
 from .objective import DepthAnchor, SelfSupervisedObjective, SupervisedObjective
 
 log = logging.getLogger("spidepth.train")
@@ -58,7 +58,10 @@ def build_pose_net(cfg: TrainConfig, source: dict | None) -> nn.Module:
     of the same kind, else with ``pose.pretrained`` weights."""
     stored = stored_pose(source, cfg.pose.kind)
     if source is None or stored is None:
-        return create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.pretrained)
+        net = create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.pretrained)
+        if cfg.pose.forward_start:
+            start_moving_forward(net, cfg.pose.forward_start)
+        return net
     net = create_pose_net(cfg.pose.kind, stored.get("backbone", cfg.pose.backbone), None,
                           stored.get("input_mean"), stored.get("input_std"))
     net.load_state_dict(source["pose_state_dict"])

@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from spidepth_core.models import DepthConfig, create_model, create_pose_net, list_models, model_config
+from spidepth_core.models import (
+    DepthConfig,
+    create_model,
+    create_pose_net,
+    list_models,
+    model_config,
+    start_moving_forward,
+)
 
 
 def _count(module) -> float:
@@ -63,6 +70,19 @@ def test_backward_reaches_every_parameter(kind):
 def test_pose_outputs_are_small_and_shaped():
     out = create_pose_net("standard")(torch.rand(3, 6, 64, 192))
     assert out[0].shape == (3, 3) and out[1].shape == (3, 3)
+
+
+@pytest.mark.parametrize("kind", ["strengthened", "standard"])
+def test_a_pose_net_can_start_moving_forward(kind):
+    torch.manual_seed(0)
+    net = create_pose_net(kind, "resnet18", None).eval()
+    pair = torch.rand(2, 6, 64, 192)
+    with torch.no_grad():
+        rotation, translation = net(pair)
+        start_moving_forward(net, 0.02)
+        moved_rotation, moved = net(pair)
+    assert torch.equal(moved_rotation, rotation)
+    assert torch.allclose(moved - translation, torch.tensor([[0.0, 0.0, -0.02]] * 2), atol=1e-6)
 
 
 def test_registry_errors():

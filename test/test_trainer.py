@@ -130,6 +130,18 @@ def test_warmup_steps_must_not_be_negative(world_dir, tmp_path):
         Trainer(cfg, resume=False)
 
 
+def test_forward_start_biases_a_new_pose_net_only(world_dir, tmp_path):
+    """pose.forward_start sets up a fresh pose net; a fine-tune keeps its --init's pose net as it is."""
+    start = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "start", **{
+        "train.max_steps": 1, "pose.forward_start": 0.05})))
+    assert start.pose_model().head.bias[5].item() == pytest.approx(-5.0, abs=0.1)  # init bias is ~0.06
+    start.fit()
+    stored = start.pose_model().head.bias.detach().clone()
+    tune = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "tune", **{
+        "model.init": tmp_path / "start" / "last.pt", "pose.forward_start": 0.5})))
+    assert torch.equal(tune.pose_model().head.bias, stored)
+
+
 def test_anchor_needs_a_starting_model(world_dir, tmp_path):
     cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_weight": 1.0}))
     with pytest.raises(ValueError, match="needs one"):

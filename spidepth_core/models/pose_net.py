@@ -14,10 +14,28 @@ def _conv_relu(in_ch: int, out_ch: int, k: int, stride: int = 1) -> nn.Sequentia
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, k, stride, k // 2), nn.ReLU(inplace=True))
 
 
+OUTPUT_SCALE = 0.01  # the last conv's outputs are this many radians / translation units
+
+
 def _split(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[B,6,h,w] -> spatial mean x 0.01, split into rotation and translation."""
-    out = 0.01 * out.mean(dim=(2, 3))
+    """[B,6,h,w] -> spatial mean x OUTPUT_SCALE, split into rotation and translation."""
+    out = OUTPUT_SCALE * out.mean(dim=(2, 3))
     return out[:, :3], out[:, 3:]
+
+
+def start_moving_forward(pose_net: nn.Module, translation: float) -> None:
+    """Shift a fresh pose net's output towards the camera moving forward (+z) by ``translation`` per frame.
+
+    From a random start a monocular run can settle on sideways motion plus a yaw that the depth then
+    bends to fit; starting from forward motion, the first depth gradients point the right way. The
+    bias is learned like any other weight. For a pair in temporal order the target-to-source translation
+    of a camera moving forward is -z.
+    """
+    head = pose_net.head
+    if not isinstance(head, nn.Conv2d) or head.bias is None:
+        raise TypeError(f"{type(pose_net).__name__} has no biased output conv to start from")
+    with torch.no_grad():
+        head.bias[5] -= translation / OUTPUT_SCALE
 
 
 class StrengthenedPoseNet(nn.Module):
@@ -42,6 +60,10 @@ class StrengthenedPoseNet(nn.Module):
         self.squeeze = _conv_relu(deepest, 256, 1)
         self.decoder = nn.Sequential(_conv_relu(256, 256, 3), _conv_relu(256, 256, 3), nn.Conv2d(256, 6, 1))
 
+    @property
+    def head(self) -> nn.Module:
+        return self.decoder[-1]
+
     def forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _split(self.decoder(self.squeeze(self.encoder(self.norm(pair))[-1])))
 
@@ -56,6 +78,10 @@ class StandardPoseNet(nn.Module):
         self.convs = nn.Sequential(*[_conv_relu(chans[i], chans[i + 1], kernels[i], 2) for i in range(7)])
         self.pose_conv = nn.Conv2d(256, 6, 1)
         self.config = {"kind": "standard"}
+
+    @property
+    def head(self) -> nn.Module:
+        return self.pose_conv
 
     def forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _split(self.pose_conv(self.convs(pair)))
