@@ -67,6 +67,7 @@ class TrainSection:
     smoothness: float = 1e-3
     automask: bool = True
     depth_relative_translation: bool = True        # translation in units of mean depth (see objective.py)
+    detach_translation_scale: bool = True          # that mean depth as a constant (see objective.py)
     stereo_weight: float = 0.0                     # stereo error also on its own (see objective.py)
     photometric_scales: int = 1                    # image pyramid levels of the photometric loss
     anchor_weight: float = 0.0                     # fine-tuning: hold the depth shape of model.init (objective.py)

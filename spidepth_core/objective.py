@@ -99,9 +99,14 @@ class SelfSupervisedObjective(nn.Module):
     """Photometric view synthesis loss.
 
     ``depth_relative_translation``: the pose net's translation is taken in units of the mean predicted
-    depth (detached). Depth and translation then share one scale from the first step, which keeps
-    monocular training from a random or weak start out of the shrink-the-depth trap; it has no effect
-    on inference and none on stereo (the stereo transform is metric).
+    depth. Depth and translation then share one scale from the first step, which keeps monocular
+    training from a random or weak start out of the shrink-the-depth trap; it has no effect on inference
+    and none on stereo (the stereo transform is metric).
+
+    ``detach_translation_scale``: take that mean depth as a constant. Then, while the predicted
+    translation is too short, the loss can lengthen it by shrinking the whole depth map, step after
+    step, until the depth sits at its floor and no longer learns. Not detached, the loss does not
+    change with the depth's overall scale at all, and only the pose net can fix the translation.
 
     ``stereo_weight``: with a stereo partner, also add its reprojection error on its own (not only
     inside the per-pixel minimum). Near, low-texture surfaces can be matched by a temporal neighbour
@@ -121,11 +126,12 @@ class SelfSupervisedObjective(nn.Module):
     def __init__(self, frame_ids=(0, -1, 1), smoothness_weight: float = 1e-3, automask: bool = True,
                  depth_relative_translation: bool = True, stereo_weight: float = 0.0,
                  scales: int = 1, anchor: DepthAnchor | None = None, anchor_weight: float = 0.0,
-                 anchor_gate: bool = False) -> None:
+                 anchor_gate: bool = False, detach_translation_scale: bool = True) -> None:
         super().__init__()
         if scales < 1:
             raise ValueError(f"photometric scales must be >= 1, got {scales}")
         self.depth_relative_translation = depth_relative_translation
+        self.detach_translation_scale = detach_translation_scale
         self.stereo_weight = stereo_weight
         self.scales = scales
         self.frame_ids = list(frame_ids)
@@ -139,7 +145,10 @@ class SelfSupervisedObjective(nn.Module):
         target = frames[:, 0]
         depth = depth_net(aug[:, 0]).float()
         sources, transforms = [], []
-        t_scale = depth.detach().mean(dim=(1, 2, 3))[:, None] if self.depth_relative_translation else None
+        t_scale = None
+        if self.depth_relative_translation:
+            scale_of = depth.detach() if self.detach_translation_scale else depth
+            t_scale = scale_of.mean(dim=(1, 2, 3))[:, None]
         for j, frame_id in enumerate(self.frame_ids[1:], start=1):
             sources.append(frames[:, j])
             transforms.append(relative_pose(pose_net, aug[:, 0], aug[:, j], frame_id, t_scale).float())

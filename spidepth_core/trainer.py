@@ -183,7 +183,7 @@ class Trainer:
         self.objective = SelfSupervisedObjective(cfg.data.frame_ids, t.smoothness, t.automask,
                                                  t.depth_relative_translation, t.stereo_weight,
                                                  t.photometric_scales, self._anchor(cfg), t.anchor_weight,
-                                                 t.anchor_gate)
+                                                 t.anchor_gate, t.detach_translation_scale)
         params = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
         self.optimizer = torch.optim.Adam(params, lr=t.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, t.step_size, t.gamma)

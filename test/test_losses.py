@@ -126,6 +126,36 @@ class _StillPose(torch.nn.Module):
         return zeros, zeros
 
 
+class _ForwardPose(torch.nn.Module):
+    """Moves forward 1% of the mean depth per frame: shorter than the true motion of ``two_views``."""
+
+    def forward(self, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        translation = pair.new_zeros(pair.shape[0], 3)
+        translation[:, 2] = -0.01
+        return pair.new_zeros(pair.shape[0], 3), translation
+
+
+@pytest.mark.parametrize("detach", [True, False])
+def test_detached_translation_scale_is_what_lets_the_loss_shrink_the_whole_depth(two_views, detach):
+    """With translation in units of the mean depth, scaling the depth scales the motion too, so the
+    photometric loss cannot change with the depth's overall scale; a detached mean lets it."""
+    from spidepth_core.objective import SelfSupervisedObjective
+    target, source, depth, K, _ = two_views
+    batch = {"frames": torch.stack([target, source], 1), "K": K}
+    batch["frames_aug"] = batch["frames"]
+    net = _FixedDepth(depth.clamp(max=80.0))
+    objective = SelfSupervisedObjective(frame_ids=(0, 1), smoothness_weight=0.0, automask=False,
+                                        detach_translation_scale=detach)
+    out = objective(net, _ForwardPose(), batch)
+    out.loss.backward()
+    along_scale = (net.depth.grad * net.depth).sum().item()  # d loss / d s of s * depth, at s = 1
+    overall = net.depth.grad.abs().mul(net.depth).sum().item()
+    if detach:  # the motion is too short: a smaller depth map lowers the loss
+        assert along_scale > 0.05 * overall
+    else:
+        assert abs(along_scale) < 1e-3 * overall
+
+
 def _stereo_partner(target: torch.Tensor, depth: torch.Tensor, K: torch.Tensor):
     """Roughly the right camera's view (0.54 m baseline) and the transform into it."""
     partner_T = torch.eye(4)[None]
