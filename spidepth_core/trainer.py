@@ -359,21 +359,24 @@ class Trainer:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
                                      self.cfg.train.clip_grad)
+        share = self.warmup_factor(self.global_step)
         scheduled = [g["lr"] for g in self.optimizer.param_groups]
-        for group, lr in zip(self.optimizer.param_groups, scheduled):
-            group["lr"] = lr * self.warmup_factor()
+        if share < 1.0:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= share
         self.scaler.step(self.optimizer)
-        for group, lr in zip(self.optimizer.param_groups, scheduled):  # the scheduler keeps its own rate
-            group["lr"] = lr
+        if share < 1.0:
+            for group, lr in zip(self.optimizer.param_groups, scheduled):  # the scheduler keeps its own rate
+                group["lr"] = lr
         self.scaler.update()
         if self.step_scheduler_per_batch and self.scheduler.last_epoch < self.onecycle_steps:
             self.scheduler.step()
         return out
 
-    def warmup_factor(self) -> float:
-        """The share of the scheduled rate this step uses: (step + 1) / warmup_steps, then 1."""
+    def warmup_factor(self, step: int) -> float:
+        """The share of the scheduled rate step ``step`` (from 0) uses: (step + 1) / warmup_steps, then 1."""
         warmup = self.cfg.train.warmup_steps
-        return 1.0 if self.global_step >= warmup else (self.global_step + 1) / warmup
+        return 1.0 if step >= warmup else (step + 1) / warmup
 
     def end_epoch(self) -> None:
         self.epoch += 1
@@ -428,7 +431,7 @@ class Trainer:
         if self.global_step % self.cfg.run.log_every == 0:
             for k, v in scalars.items():
                 self._tb().add_scalar(f"train/{k}", v, self.global_step)
-            lr = self.optimizer.param_groups[0]["lr"] * self.warmup_factor()
+            lr = self.optimizer.param_groups[0]["lr"] * self.warmup_factor(self.global_step - 1)  # the step taken
             self._tb().add_scalar("train/lr", lr, self.global_step)
         if self.global_step % self.cfg.run.image_every == 0 and hasattr(out, "warped"):
             from .viz import colorize_depth

@@ -121,7 +121,7 @@ def test_warmup_scales_the_first_steps_and_leaves_the_schedule(world_dir, tmp_pa
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)  # the scheduled rate is kept
     resumed = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{
         "train.max_steps": 2, "train.lr": 1e-3, "train.warmup_steps": warmup})))
-    assert resumed.warmup_factor() == (2 / warmup if warmup else 1.0)
+    assert resumed.warmup_factor(resumed.global_step) == (2 / warmup if warmup else 1.0)
 
 
 def test_warmup_steps_must_not_be_negative(world_dir, tmp_path):
