@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from ..checkpoint import atomic_write_bytes
 from ..data import find_sequences
 from ..data.bag import write_camera_bag
 from ..data.folder import list_images, read_rgb
@@ -83,7 +84,7 @@ def run_benchmark(out: Path, model: Path, config: str, lr_factors: list[float], 
     path = out / f"finetune_{name}_{setup}.json"
     report = {"model": str(model), "config": config, "world": world, "overrides": overrides, "before": before,
               "runs": merge_rows(path, rows)}
-    path.write_text(json.dumps(report, indent=2))
+    atomic_write_bytes(json.dumps(report, indent=2).encode(), path)
     print(format_report(report))
     print(f"report: {path}")
     return report
