@@ -130,6 +130,30 @@ def test_tensorrt_cache_keys_and_stale_engines(tmp_path):
         trt_mod.check_engine_key(engine, newer)
 
 
+def test_engine_cache_counts_a_hit_only_with_its_sidecar(tmp_path):
+    key = trt_mod.engine_key("abc", "10.3.0", "NVIDIA Orin", (8, 7), "fp32", (1, 3, 64, 192))
+    path = tmp_path / "m.0123.engine"
+    builds = []
+
+    def build(out):
+        builds.append(out)
+        out.write_bytes(b"engine %d" % len(builds))
+
+    def crash(out):
+        raise RuntimeError("killed mid-build")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        trt_mod.cached_engine(path, key, {"input_size": [64, 192]}, crash)
+    assert not path.exists()  # the sidecar alone is no hit
+    assert trt_mod.cached_engine(path, key, {"input_size": [64, 192]}, build) == path
+    assert trt_mod.read_sidecar(path)["key"] == key and builds == [path]
+    trt_mod.cached_engine(path, key, {}, build)
+    assert builds == [path]  # engine and sidecar: a hit, no rebuild
+    path.with_suffix(".json").unlink()  # e.g. a crash between the two writes of an older build
+    trt_mod.cached_engine(path, key, {}, build)
+    assert len(builds) == 2 and path.read_bytes() == b"engine 2" and trt_mod.read_sidecar(path)["key"] == key
+
+
 def test_tensorrt_backend_without_tensorrt_is_a_clear_error(exported):
     try:
         import tensorrt  # noqa: F401

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -100,6 +101,29 @@ def build_engine(onnx: str | Path, out: str | Path, fp16: bool, workspace: int =
     return data
 
 
+def cached_engine(path: Path, key: dict, metadata: dict, build: Callable[[Path], object]) -> Path:
+    """``path`` if it and its sidecar hold an engine for ``key``; else ``build(path)`` after writing the sidecar.
+
+    The sidecar goes first (both writes are atomic), so a build that crashes or is killed leaves no engine
+    that counts as a hit, and an engine whose sidecar is missing or names another key is rebuilt.
+    """
+    side = path.with_suffix(".json")
+    if path.is_file() and side.is_file():
+        try:
+            hit = json.loads(side.read_text()).get("key") == key
+        except (json.JSONDecodeError, AttributeError):
+            hit = False
+        if hit:
+            log.info("TensorRT engine cache hit: %s", path)
+            return path
+    if path.is_file():
+        log.warning("rebuilding %s: its %s is missing or names another build", path, side.name)
+    path.unlink(missing_ok=True)
+    atomic_write_bytes(json.dumps({"key": key, "metadata": metadata}, indent=2).encode(), side)
+    build(path)
+    return path
+
+
 def engine_for_onnx(onnx: str | Path, root: Path | None = None, workspace: int = DEFAULT_WORKSPACE) -> Path:
     """The cached engine for this ONNX on this GPU; built (with a message) only on a cache miss."""
     trt = import_tensorrt()
@@ -108,13 +132,9 @@ def engine_for_onnx(onnx: str | Path, root: Path | None = None, workspace: int =
     version, gpu, cc = _current_platform(trt)
     shape = (1, 3, *meta["input_size"])
     key = engine_key(file_sha256(onnx), version, gpu, cc, meta.get("precision", "fp32"), shape)
-    path = engine_path(onnx, key, root)
-    if path.is_file():
-        log.info("TensorRT engine cache hit: %s", path)
-        return path
-    build_engine(onnx, path, key["precision"] == "fp16", workspace)
-    path.with_suffix(".json").write_text(json.dumps({"key": key, "metadata": meta}, indent=2))
-    return path
+    fp16 = key["precision"] == "fp16"
+    return cached_engine(engine_path(onnx, key, root), key, meta,
+                         lambda out: build_engine(onnx, out, fp16, workspace))
 
 
 class TensorRTBackend:
