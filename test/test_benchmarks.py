@@ -1,5 +1,6 @@
 """Issue 3: metrics, protocols, KITTI / Cityscapes / Make3D layouts, metric fine-tuning."""
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -224,3 +225,29 @@ def test_accuracy_benchmark_gathers_arms_run_apart_into_one_report(tmp_path, cap
     assert all(len(report["runs"][arm]) == 1 and report["runs"][arm][0]["abs_rel"] > 0 for arm in report["runs"])
     assert list(run("standard", "1")["summary"]) == ["standard"]  # other settings: the old rows are dropped
     assert "| pose net |" in capsys.readouterr().out
+
+
+def _add_row(path: str, name: str) -> None:
+    import time
+
+    from spidepth_core.tools.report import update_report
+
+    def merge(old):
+        time.sleep(0.2)  # read, then write later: without the lock a concurrent writer's row would be lost
+        return {"rows": sorted(((old or {}).get("rows") or []) + [name])}
+    update_report(Path(path), merge)
+
+
+def test_report_updates_from_processes_finishing_together_keep_every_row(tmp_path):
+    import json
+    import multiprocessing
+
+    path = tmp_path / "report.json"
+    ctx = multiprocessing.get_context("fork")  # the worker needs no torch
+    procs = [ctx.Process(target=_add_row, args=(str(path), f"arm{i}")) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 4
+    assert json.loads(path.read_text())["rows"] == ["arm0", "arm1", "arm2", "arm3"]

@@ -4,14 +4,11 @@ Compares the pose arms (pretrained strengthened, random strengthened, standard) 
 """
 from __future__ import annotations
 
-import fcntl
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..checkpoint import atomic_write_bytes
 from ..config import load_config
 from ..data import find_sequences
 from ..evaluate import evaluate_sequences
@@ -20,6 +17,7 @@ from ..metrics import METRIC_NAMES
 from ..run_lock import RunLock
 from ..synth import generate
 from ..trainer import Trainer
+from .report import update_report
 
 HELD_OUT_SEED = 1000
 # Pose arms: the paper's strengthened net with its backbone pretrained, the same net from random weights
@@ -91,14 +89,10 @@ def run_benchmark(out: Path, config: str | None, poses: list[str], seeds: list[i
 def write_report(path: Path, report: dict[str, Any]) -> dict[str, Any]:
     """Add this benchmark's arms to the report at ``path``, so arms run as separate processes (one per core)
     gather in one table; a report made with other settings (steps, seeds, world, overrides) is replaced."""
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two arms finishing together must not drop each other's rows
+    def merge(old: dict[str, Any] | None) -> dict[str, Any]:
         runs = report["runs"]
-        if path.is_file():
-            old = json.loads(path.read_text())
-            if all(old.get(k) == report[k] for k in ("steps", "seeds", "world", "overrides")):
-                runs = {**old["runs"], **runs}
+        if old and all(old.get(k) == report[k] for k in ("steps", "seeds", "world", "overrides")):
+            runs = {**old["runs"], **runs}
         runs = {pose: runs[pose] for pose in POSE_ARMS if pose in runs}
-        merged = {**report, "runs": runs, "summary": summarise(runs)}
-        atomic_write_bytes(json.dumps(merged, indent=2).encode(), path)
-    return merged
+        return {**report, "runs": runs, "summary": summarise(runs)}
+    return update_report(path, merge)

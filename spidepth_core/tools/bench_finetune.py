@@ -11,7 +11,6 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..checkpoint import atomic_write_bytes
 from ..data import find_sequences
 from ..data.bag import write_camera_bag
 from ..data.folder import list_images, read_rgb
@@ -19,6 +18,7 @@ from ..evaluate import evaluate_sequences
 from ..geometry import kitti_intrinsics
 from ..inference import Predictor
 from ..synth import generate
+from .report import update_report
 
 FIRST_SEED = 2000  # far from the training (0-23) and validation (1000+) seeds of the bundled model
 IMAGE_TOPIC, INFO_TOPIC = "/camera/image_raw", "/camera/camera_info"
@@ -82,18 +82,17 @@ def run_benchmark(out: Path, model: Path, config: str, lr_factors: list[float], 
               f"({change:+.1%})")
         rows.append({"lr_factor": factor, "lr": lr, "after": after, "change": change})
     path = out / f"finetune_{name}_{setup}.json"
-    report = {"model": str(model), "config": config, "world": world, "overrides": overrides, "before": before,
-              "runs": merge_rows(path, rows)}
-    atomic_write_bytes(json.dumps(report, indent=2).encode(), path)
+    report = update_report(path, lambda old: {"model": str(model), "config": config, "world": world,
+                                              "overrides": overrides, "before": before,
+                                              "runs": merge_rows(old["runs"] if old else [], rows)})
     print(format_report(report))
     print(f"report: {path}")
     return report
 
 
-def merge_rows(path: Path, rows: list[dict]) -> list[dict]:
+def merge_rows(earlier: list[dict], rows: list[dict]) -> list[dict]:
     """This invocation's rows, plus the rates an earlier report of the same settings measured and this one did not."""
     measured = {row["lr_factor"] for row in rows}
-    earlier = json.loads(path.read_text())["runs"] if path.exists() else []
     kept = [row for row in earlier if row["lr_factor"] not in measured]
     return sorted(kept + rows, key=lambda row: row["lr_factor"])
 

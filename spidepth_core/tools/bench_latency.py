@@ -60,7 +60,7 @@ def run_benchmark(model: Path, backends: list[str], size: tuple[int, int] | None
     as OUT/latency.json."""
     import json
 
-    from ..checkpoint import load_model, read_checkpoint, save_model
+    from ..checkpoint import atomic_write_bytes, load_model, read_checkpoint, save_model
     from ..export import export_onnx
     meta = read_checkpoint(model)
     size = size or tuple(meta["input_size"])
@@ -73,5 +73,5 @@ def run_benchmark(model: Path, backends: list[str], size: tuple[int, int] | None
     image = np.random.default_rng(0).integers(0, 255, (*size, 3), dtype=np.uint8)
     rows = [measure(ckpt, b, image, warmup, runs) for b in backends]
     print(format_rows(rows, size))
-    (out / "latency.json").write_text(json.dumps({"size": size, "rows": rows}, indent=2))
+    atomic_write_bytes(json.dumps({"size": size, "rows": rows}, indent=2).encode(), out / "latency.json")
     return rows
