@@ -40,6 +40,28 @@ def cmd_deploy(args) -> int:
     return 0
 
 
+def _add_diagnose(sub) -> None:
+    p = sub.add_parser("diagnose", help="what a run's pose and depth nets do on its frames; signs of a stuck run")
+    p.add_argument("run", help="a training run's folder (its last.pt is taken) or a checkpoint in one")
+    p.add_argument("overrides", nargs="*", help="section.key=value on the run's config, e.g. data.val_path=DIR")
+    p.add_argument("--samples", type=int, default=16, help="frame triplets, spread over the validation data")
+    p.add_argument("--json", help="also write the statistics (per sample and medians) here")
+    p.set_defaults(func=cmd_diagnose)
+
+
+def cmd_diagnose(args) -> int:
+    import json
+
+    from .tools.diagnose import diagnose, format_report
+    if args.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    report = diagnose(Path(args.run), args.samples, list(args.overrides))
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="depth for an image or a folder of images")
     p.add_argument("input", help="image file or folder")
@@ -449,8 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [_add_train, _add_deploy, _add_compact, _add_convert, _add_export_gt, _add_predict, _add_export,
-             _add_evaluate, _add_synth, _add_benchmark]
+_COMMANDS = [_add_train, _add_diagnose, _add_deploy, _add_compact, _add_convert, _add_export_gt, _add_predict,
+             _add_export, _add_evaluate, _add_synth, _add_benchmark]
 
 
 def main(argv: list[str] | None = None) -> int:

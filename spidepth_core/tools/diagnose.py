@@ -1,0 +1,156 @@
+"""``spidepth diagnose``: what a run's networks do on its own frames, and why a run may be stuck.
+
+A monocular run that stops learning usually shows it in the pose net's motion or in the depth's shape:
+the motion of a forward-facing camera explained as sideways translation plus a yaw, a translation that
+is almost nil, a depth map shrunk toward its smallest value, or one nearly flat. Each sample is a frame
+triplet of the run's validation data (its training data if it has none), without augmentation and
+without a stereo partner; the photometric error is single-scale, with auto-masking.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import read_checkpoint
+from ..config import load_config
+
+# Thresholds of the findings (each a sign seen in stuck runs, not a proof).
+FORWARD_MIN = 0.5        # share of the camera's motion along its optical axis
+STILL_MAX = 1e-3         # motion per frame, in median depths, below which the pose net predicts no motion
+TURN_MAX_DEG = 5.0       # rotation per frame
+FLAT_MAX = 0.1           # std of log depth within an image
+SHRUNK_MAX = 0.005       # median depth as a share of the model's max_depth
+EXPLAINED_MIN = 0.5      # share of pixels the predicted motion explains better than no motion
+
+
+def camera_motion(T: torch.Tensor, frame_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """From T [B,4,4] (target points to the camera of frame ``frame_id``, as the objective warps): the
+    camera's displacement per frame in the target camera's axes [B,3] (forward is +z) and its rotation
+    per frame in degrees [B]."""
+    R, t = T[:, :3, :3].double(), T[:, :3, 3:].double()
+    centre = (-R.transpose(1, 2) @ t)[..., 0]  # the other camera's centre in target coordinates
+    cos = ((R.diagonal(dim1=1, dim2=2).sum(dim=1) - 1) / 2).clamp(-1, 1)
+    per_frame = centre.cpu().numpy() * np.sign(frame_id) / abs(frame_id)
+    return per_frame, np.degrees(torch.arccos(cos).cpu().numpy()) / abs(frame_id)
+
+
+def depth_shape(depth: np.ndarray, max_depth: float) -> dict[str, float]:
+    """Median depth (also as a share of ``max_depth``) and the spread of log depth of one [H,W] map."""
+    valid = depth[np.isfinite(depth) & (depth > 0)]
+    median = float(np.median(valid))
+    return {"median_depth": median, "median_of_max": median / max_depth,
+            "log_depth_std": float(np.std(np.log(valid)))}
+
+
+def findings(summary: dict[str, float]) -> list[str]:
+    """Plain-language signs of a stuck run in a ``diagnose`` summary; empty when none shows."""
+    out = []
+    if summary["motion_per_depth"] < STILL_MAX:
+        out.append("the pose net predicts almost no motion: the photometric loss then has no parallax to learn "
+                   "depth from (a static camera? raise data.min_motion; or start the pose net moving with "
+                   "pose.forward_start=0.02)")
+    elif summary["forward_share"] < FORWARD_MIN:
+        out.append(f"the pose net explains the motion mostly as sideways or vertical translation (forward share "
+                   f"{summary['forward_share']:.2f}): for a camera that looks along the direction of travel, "
+                   f"retrain with pose.forward_start=0.02")
+    if summary["rotation_deg"] > TURN_MAX_DEG:
+        out.append(f"large rotations per frame ({summary['rotation_deg']:.1f} deg): check the frame rate "
+                   f"(data.stride) or a yaw that stands in for forward motion")
+    if summary["median_of_max"] < SHRUNK_MAX:
+        out.append("the depth has shrunk toward its smallest value: with depth-relative translation, retrain "
+                   "with train.detach_translation_scale=false")
+    if summary["log_depth_std"] < FLAT_MAX:
+        out.append(f"the depth is nearly flat (std of log depth {summary['log_depth_std']:.3f})")
+    if summary["explained_share"] < EXPLAINED_MIN:
+        out.append(f"the predicted motion and depth explain only {summary['explained_share']:.0%} of the pixels "
+                   f"better than no motion at all (the auto-mask keeps the rest out of the loss)")
+    return out
+
+
+def _trainer(run_dir: Path, checkpoint: Path, scratch: str, overrides: list[str]):
+    """A Trainer that holds ``checkpoint``'s networks and the run's data, without augmentation or anchor."""
+    from ..trainer import Trainer
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(f"{config} not found: diagnose takes a training run's folder (or a checkpoint "
+                                "in one)")
+    ckpt = read_checkpoint(checkpoint)
+    if "pose_state_dict" not in ckpt:
+        raise ValueError(f"{checkpoint} holds no pose net; diagnose needs a run's last.pt or best.pt")
+    fixed = [f"model.init={checkpoint}", "train.flip=0", "train.color_jitter=0", "train.anchor_weight=0",
+             "train.anchor_gate=false", "train.automask=true", "train.photometric_scales=1", "data.stereo_dir=null",
+             "train.workers=0", f"run.out_dir={scratch}"]
+    return Trainer(load_config(str(config), [*overrides, *fixed]), resume=False)
+
+
+@torch.no_grad()
+def diagnose(run: Path, samples: int = 16, overrides: list[str] | None = None) -> dict:
+    """Per-sample pose and depth statistics of a run's checkpoint (``run``: a run folder, whose last.pt is
+    taken, or a checkpoint in one), their medians, and the findings."""
+    checkpoint = run / "last.pt" if run.is_dir() else run
+    run_dir = checkpoint.parent
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = _trainer(run_dir, checkpoint, scratch, list(overrides or []))
+        data = trainer.val_ds or trainer.train_ds
+        trainer.depth_net.eval()
+        trainer.pose_net.eval()
+        picks = np.unique(np.linspace(0, len(data) - 1, min(samples, len(data))).round().astype(int))
+        rows = [_sample(trainer, data[int(i)]) for i in picks]
+    keys = [k for k in rows[0] if k != "index"]
+    summary = {k: float(np.median([r[k] for r in rows if k in r])) for k in keys}
+    return {"checkpoint": str(checkpoint), "samples": len(rows), "summary": summary,
+            "findings": findings(summary), "rows": rows}
+
+
+def _sample(trainer, item: dict) -> dict[str, float]:
+    from ..metrics import evaluate_pair
+    from ..objective import relative_pose
+    cfg = trainer.cfg
+    batch = {k: v[None].to(trainer.device) for k, v in item.items()}
+    out = trainer.objective(trainer.depth_net, trainer.pose_net, batch)
+    depth = out.depth[0, 0].cpu().numpy()
+    shape = depth_shape(depth, trainer.depth_cfg.max_depth)
+    scale = out.depth.mean(dim=(1, 2, 3))[:, None] if cfg.train.depth_relative_translation else None
+    motions, angles = [], []
+    for j, frame_id in enumerate(cfg.data.frame_ids[1:], start=1):
+        T = relative_pose(trainer.pose_net, batch["frames_aug"][:, 0], batch["frames_aug"][:, j], frame_id, scale)
+        motion, angle = camera_motion(T, frame_id)
+        motions.append(motion[0])
+        angles.append(angle[0])
+    motion = np.mean(motions, axis=0)
+    length = float(np.linalg.norm(motion))
+    row = {"forward_share": float(motion[2] / length) if length > 0 else 0.0,
+           "sideways_share": float(abs(motion[0]) / length) if length > 0 else 0.0,
+           "motion_per_frame": length, "motion_per_depth": length / shape["median_depth"],
+           "rotation_deg": float(np.mean(angles)), **shape,
+           "explained_share": float(out.automask.float().mean()), "photometric": float(out.photometric)}
+    if "depth_gt" in batch:
+        gt = batch["depth_gt"][0, 0].cpu().numpy()
+        mask = (gt > 1e-3) & (gt < trainer.depth_cfg.max_depth)
+        if mask.any():
+            row["abs_rel"] = evaluate_pair(gt, depth, mask, max_depth=trainer.depth_cfg.max_depth)[0]["abs_rel"]
+            row["log_depth_corr"] = float(np.corrcoef(np.log(gt[mask]), np.log(depth[mask]))[0, 1])
+    return row
+
+
+def format_report(report: dict) -> str:
+    s = report["summary"]
+    lines = [f"{report['checkpoint']}: {report['samples']} frame triplets (medians)",
+             f"  camera motion per frame: {s['motion_per_frame']:.3g} (model units; {s['motion_per_depth']:.3g} "
+             f"median depths), forward share {s['forward_share']:+.2f}, sideways share {s['sideways_share']:.2f}, "
+             f"rotation {s['rotation_deg']:.2f} deg",
+             f"  depth: median {s['median_depth']:.3g} ({s['median_of_max']:.1%} of max_depth), std of log depth "
+             f"{s['log_depth_std']:.3f}",
+             f"  photometric error {s['photometric']:.4f}; pixels explained better than by no motion "
+             f"{s['explained_share']:.0%}"]
+    if "abs_rel" in s:
+        lines.append(f"  against ground truth: abs_rel {s['abs_rel']:.3f} (median-scaled), log-depth "
+                     f"correlation {s['log_depth_corr']:.2f}")
+    found = report["findings"]
+    lines.append("findings:" if found else "findings: none of the signs of a stuck run")
+    lines += [f"  - {f}" for f in found]
+    return "\n".join(lines)
+
