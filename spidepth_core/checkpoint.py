@@ -153,7 +153,7 @@ def save_model(path: str | os.PathLike, model: DepthNet, name: str = "custom", *
 
 # Keys a model needs to run and to be fine-tuned from; the rest (optimiser, RNG, progress) is train state.
 MODEL_KEYS = ("format", "model_name", "config", "input_size", "depth_range", "input_format", "intrinsics_convention",
-              "state_dict", "pose_state_dict", "pose_kind", "pose_config", "metric", "epoch", "validation")
+              "state_dict", "pose_state_dict", "pose_kind", "pose_config", "metric", "epoch", "step", "validation")
 
 
 def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, fp16: bool = False) -> Path:

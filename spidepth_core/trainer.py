@@ -321,6 +321,8 @@ class Trainer:
                     break
                 if self.step_in_epoch == 0:  # finished a whole epoch
                     self.end_epoch()
+                elif self._done():  # train.max_steps ended the run within an epoch
+                    self.keep_best(self.epoch + self.step_in_epoch / self.steps_per_epoch())
             if not stop.stop:
                 self.save_state()
         if self.writer is not None:
@@ -345,10 +347,17 @@ class Trainer:
             self.log_step(scalars, out, batch)
             if self.global_step % self.cfg.run.checkpoint_every == 0:
                 self.save_state()
-            if stop.stop or self._done():
-                return scalars
-        self.step_in_epoch = 0
+            if stop.stop:
+                return scalars  # an interrupted epoch resumes where it stopped
+            if self._done():
+                break
+        if self.step_in_epoch >= self.steps_per_epoch():  # every batch of the epoch was taken
+            self.step_in_epoch = 0
         return scalars
+
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in a whole epoch (the last, incomplete batch is dropped)."""
+        return self.sampler.per_rank // self.cfg.train.batch_size
 
     def train_step(self, batch: dict):
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
@@ -382,13 +391,19 @@ class Trainer:
         self.epoch += 1
         if not self.step_scheduler_per_batch:
             self.scheduler.step()
+        self.keep_best(self.epoch)
+        self.save_state()
+
+    def keep_best(self, epochs: float) -> None:
+        """Validate the weights after ``epochs`` epochs (a fraction for a run ended within one) and write
+        best.pt if they are the best by ``run.best_by``."""
         val = self.validate() if self.val_ds is not None else {}
-        score = val.get("photometric", -self.epoch) if self.cfg.run.best_by == "validation" else -self.epoch
+        score = val.get("photometric", -epochs) if self.cfg.run.best_by == "validation" else -epochs
         if self.dist.is_main:
             for k, v in val.items():
                 self._tb().add_scalar(f"val/{k}", v, self.global_step)
             if val:
-                log.info("epoch %d validation: %s", self.epoch,
+                log.info("epoch %g validation: %s", round(epochs, 2),
                          ", ".join(f"{k} {v:.4f}" for k, v in val.items()))
         if score < self.best_val:
             self.best_val = score
@@ -396,8 +411,7 @@ class Trainer:
                 save_model(self.out_dir / "best.pt", self.depth_model(), self.model_name,
                            pose_state_dict=self.pose_model().state_dict(), pose_kind=self.cfg.pose.kind,
                            pose_config=self.pose_model().config,
-                           metric=self.cfg.train.supervised, epoch=self.epoch, validation=val)
-        self.save_state()
+                           metric=self.cfg.train.supervised, epoch=epochs, step=self.global_step, validation=val)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

@@ -218,3 +218,26 @@ def test_resume_with_another_best_by_rewrites_best_checkpoint(world_dir, tmp_pat
     resumed.end_epoch()
     best = torch.load(run / "best.pt", weights_only=False)
     assert best["epoch"] == 3 and best["validation"]["photometric"] == 0.4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_steps", [11, 4])
+def test_a_run_stopped_by_max_steps_validates_its_final_weights(world_dir, tmp_path, max_steps):
+    """An epoch whose last step reaches train.max_steps still ends (scheduler, validation, best.pt); a run
+    ended within an epoch has its final weights validated and, by run.best_by=last, kept as best.pt."""
+    run = tmp_path / "run"
+    cfg = load_config(None, tiny_overrides(world_dir, run, **{
+        "data.val_path": str(world_dir), "run.best_by": "last", "train.batch_size": 4, "train.epochs": 3,
+        "train.max_steps": max_steps, "train.step_size": 1}))
+    trainer = Trainer(cfg, resume=False)
+    assert trainer.steps_per_epoch() == 11  # 2 sequences x 22 triplets, batches of 4
+    trainer.fit()
+    best = torch.load(run / "best.pt", weights_only=False)
+    assert best["step"] == max_steps == trainer.global_step and "photometric" in best["validation"]
+    if max_steps == 11:
+        assert (trainer.epoch, trainer.step_in_epoch, trainer.scheduler.last_epoch) == (1, 0, 1)
+        assert best["epoch"] == 1
+    else:
+        assert (trainer.epoch, trainer.step_in_epoch) == (0, 4) and best["epoch"] == pytest.approx(4 / 11)
+    final = trainer.depth_model().state_dict()
+    assert all(torch.equal(v, final[k]) for k, v in best["state_dict"].items())  # the final weights
