@@ -63,7 +63,7 @@ def test_diagnose_reads_the_motion_a_run_learned_and_flags_sideways_motion(world
     assert main(["diagnose", str(run), "--samples", "4", "--json", str(tmp_path / "d.json")]) == 0
     report = json.loads((tmp_path / "d.json").read_text())
     s = report["summary"]
-    assert report["samples"] == 4 and s["forward_share"] > 0.9 and "abs_rel" in s
+    assert report["samples"] == 4 and report["data"] == "validation" and s["forward_share"] > 0.9 and "abs_rel" in s
     assert s["motion_per_depth"] == pytest.approx(0.5, rel=0.3)  # forward_start is in mean depths per frame
     assert "forward share +" in capsys.readouterr().out
     # The same run with its translation turned sideways: the report says so and names the setting.

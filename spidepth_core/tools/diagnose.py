@@ -3,8 +3,9 @@
 A monocular run that stops learning usually shows it in the pose net's motion or in the depth's shape:
 the motion of a forward-facing camera explained as sideways translation plus a yaw, a translation that
 is almost nil, a depth map shrunk toward its smallest value, or one nearly flat. Each sample is a frame
-triplet of the run's validation data (its training data if it has none), without augmentation and
-without a stereo partner; the photometric error is single-scale, with auto-masking.
+triplet of the run's validation data (its training data if that has fewer triplets than asked for),
+without augmentation and without a stereo partner; the photometric error is single-scale, with
+auto-masking.
 """
 from __future__ import annotations
 
@@ -94,14 +95,16 @@ def diagnose(run: Path, samples: int = 16, overrides: list[str] | None = None) -
     run_dir = checkpoint.parent
     with tempfile.TemporaryDirectory() as scratch:
         trainer = _trainer(run_dir, checkpoint, scratch, list(overrides or []))
-        data = trainer.val_ds or trainer.train_ds
+        use_val = trainer.val_ds is not None and len(trainer.val_ds) >= min(samples, len(trainer.train_ds))
+        data = trainer.val_ds if use_val else trainer.train_ds
         trainer.depth_net.eval()
         trainer.pose_net.eval()
         picks = np.unique(np.linspace(0, len(data) - 1, min(samples, len(data))).round().astype(int))
         rows = [_sample(trainer, data[int(i)]) for i in picks]
     keys = [k for k in rows[0] if k != "index"]
     summary = {k: float(np.median([r[k] for r in rows if k in r])) for k in keys}
-    return {"checkpoint": str(checkpoint), "samples": len(rows), "summary": summary,
+    return {"checkpoint": str(checkpoint), "samples": len(rows), "data": "validation" if use_val else "training",
+            "summary": summary,
             "findings": findings(summary), "rows": rows}
 
 
@@ -138,7 +141,7 @@ def _sample(trainer, item: dict) -> dict[str, float]:
 
 def format_report(report: dict) -> str:
     s = report["summary"]
-    lines = [f"{report['checkpoint']}: {report['samples']} frame triplets (medians)",
+    lines = [f"{report['checkpoint']}: {report['samples']} frame triplets of its {report['data']} data (medians)",
              f"  camera motion per frame: {s['motion_per_frame']:.3g} (model units; {s['motion_per_depth']:.3g} "
              f"median depths), forward share {s['forward_share']:+.2f}, sideways share {s['sideways_share']:.2f}, "
              f"rotation {s['rotation_deg']:.2f} deg",
