@@ -101,11 +101,10 @@ def diagnose(run: Path, samples: int = 16, overrides: list[str] | None = None) -
         trainer.pose_net.eval()
         picks = np.unique(np.linspace(0, len(data) - 1, min(samples, len(data))).round().astype(int))
         rows = [_sample(trainer, data[int(i)]) for i in picks]
-    keys = [k for k in rows[0] if k != "index"]
-    summary = {k: float(np.median([r[k] for r in rows if k in r])) for k in keys}
+    keys = dict.fromkeys(k for row in rows for k in row)  # abs_rel only where a frame has ground truth
+    summary = {k: float(np.median([row[k] for row in rows if k in row])) for k in keys}
     return {"checkpoint": str(checkpoint), "samples": len(rows), "data": "validation" if use_val else "training",
-            "summary": summary,
-            "findings": findings(summary), "rows": rows}
+            "summary": summary, "findings": findings(summary), "rows": rows}
 
 
 def _sample(trainer, item: dict) -> dict[str, float]:
