@@ -45,8 +45,9 @@ def run_one(config: str | None, overrides: list[str], out_dir: Path, val: Path) 
         trainer.fit()
     if trainer.interrupted:
         raise KeyboardInterrupt("benchmark interrupted; run it again to resume")
-    ckpt = out_dir / "best.pt" if (out_dir / "best.pt").is_file() else out_dir / "last.pt"
-    return evaluate_sequences(Predictor(ckpt, backend="torch"), find_sequences(val))
+    # The weights after the budget, not best.pt: at a few hundred steps the validation photometric error
+    # that picks best.pt is noise, and would add its own spread to the comparison of the arms.
+    return evaluate_sequences(Predictor(out_dir / "last.pt", backend="torch"), find_sequences(val))
 
 
 def summarise(results: dict[str, list[dict]]) -> dict[str, dict[str, list[float]]]:
