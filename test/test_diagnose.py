@@ -12,6 +12,7 @@ from spidepth_core.geometry import pose_to_matrix
 from spidepth_core.models import create_pose_net
 from spidepth_core.models.pose_net import OUTPUT_SCALE
 from spidepth_core.objective import relative_pose
+from spidepth_core.synth import generate
 from spidepth_core.tools.diagnose import camera_motion, depth_shape, findings
 
 
@@ -66,6 +67,14 @@ def test_diagnose_reads_the_motion_a_run_learned_and_flags_sideways_motion(world
     assert report["samples"] == 4 and report["data"] == "validation" and s["forward_share"] > 0.9 and "abs_rel" in s
     assert s["motion_per_depth"] == pytest.approx(0.5, rel=0.3)  # forward_start is in mean depths per frame
     assert "forward share +" in capsys.readouterr().out
+    # A validation part with fewer triplets than asked for (a short bag's last 10%): the training frames serve.
+    short = tmp_path / "short_val"
+    generate(short, [7], 5, 64, 192, workers=1)
+    assert main(["diagnose", str(run), "--samples", "4", "--json", str(tmp_path / "d2.json"),
+                 f"data.val_path={short}"]) == 0
+    fallback = json.loads((tmp_path / "d2.json").read_text())
+    assert fallback["data"] == "training" and fallback["samples"] == 4
+    assert "of its training data" in capsys.readouterr().out
     # The same run with its translation turned sideways: the report says so and names the setting.
     ckpt = torch.load(run / "last.pt", weights_only=True)
     net = create_pose_net("standard")
