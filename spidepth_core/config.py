@@ -58,6 +58,7 @@ class TrainSection:
     batch_size: int = 8
     lr: float = 1e-4
     warmup_steps: int = 0                          # the lr rises linearly over these first steps
+    pose_lr_scale: float = 1.0                     # the pose net's lr as a share of lr (0: the pose net is frozen)
     step_size: int = 15
     gamma: float = 0.1
     clip_grad: float | None = None

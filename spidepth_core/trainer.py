@@ -82,6 +82,9 @@ def check_resume(resumed: dict, path: Path, model_name: str, cfg: TrainConfig, i
     now = (model_name, cfg.pose.kind, backbone if cfg.pose.kind == "strengthened" else None)
     labels = ("model", "pose kind", "pose backbone")
     diffs = [f"{label} {a} -> {b}" for label, a, b in zip(labels, was, now) if a != b and a is not None]
+    scale = resumed.get("train_config", {}).get("train", {}).get("pose_lr_scale", 1.0)
+    if scale != cfg.train.pose_lr_scale:  # the optimiser's groups and their rates are the run's own
+        diffs.append(f"train.pose_lr_scale {scale:g} -> {cfg.train.pose_lr_scale:g}")
     if diffs:
         raise ValueError(f"{path} holds a run that this config does not continue ({', '.join(diffs)}). {_WAYS_OUT}")
 
@@ -184,10 +187,20 @@ class Trainer:
                                                  t.depth_relative_translation, t.stereo_weight,
                                                  t.photometric_scales, self._anchor(cfg), t.anchor_weight,
                                                  t.anchor_gate, t.detach_translation_scale)
-        params = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
-        self.optimizer = torch.optim.Adam(params, lr=t.lr)
+        self.optimizer = torch.optim.Adam(self._parameter_groups(t.lr, t.pose_lr_scale), lr=t.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, t.step_size, t.gamma)
         self.step_scheduler_per_batch = False
+
+    def _parameter_groups(self, lr: float, pose_scale: float) -> list[dict]:
+        """One group for both networks (the layout of every checkpoint before ``train.pose_lr_scale``), or,
+        with another pose scale, the depth net's group then the pose net's at ``lr * pose_scale`` (at 0 its
+        weights stay as they are, and ``_train_mode`` keeps its batch norm statistics too)."""
+        if pose_scale < 0:
+            raise ValueError(f"train.pose_lr_scale must be >= 0, got {pose_scale}")
+        depth, pose = list(self.depth_net.parameters()), list(self.pose_net.parameters())
+        if pose_scale == 1.0:
+            return [{"params": depth + pose}]
+        return [{"params": depth}, {"params": pose, "lr": lr * pose_scale}]
 
     def _anchor(self, cfg: TrainConfig) -> DepthAnchor | None:
         """The starting model, frozen, when ``train.anchor_weight`` is set (built before any resume)."""
@@ -333,8 +346,7 @@ class Trainer:
         self.train_ds.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch, self.step_in_epoch * self.cfg.train.batch_size)
         loader = self.loader(self.train_ds, self.sampler)
-        self.depth_net.train()
-        self.pose_net.train()
+        self._train_mode()
         scalars: dict = {}
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg.train.epochs}", initial=0,
                    disable=not self.dist.is_main, dynamic_ncols=True)
@@ -413,6 +425,12 @@ class Trainer:
                            pose_config=self.pose_model().config,
                            metric=self.cfg.train.supervised, epoch=epochs, step=self.global_step, validation=val)
 
+    def _train_mode(self) -> None:
+        """Both networks in training mode, but a frozen pose net (``train.pose_lr_scale`` 0) keeps its batch
+        norm statistics as well as its weights."""
+        self.depth_net.train()
+        self.pose_net.train(self.cfg.train.pose_lr_scale > 0)
+
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Mean photometric loss; median-scaled abs_rel where the data has ground truth."""
@@ -425,8 +443,7 @@ class Trainer:
             photo.append(out.photometric.item())
             if "depth_gt" in batch:
                 abs_rel.extend(_abs_rel(batch["depth_gt"], out.depth, self.depth_cfg.max_depth))
-        self.depth_net.train()
-        self.pose_net.train()
+        self._train_mode()
         result = {"photometric": float(np.mean(photo))}
         if abs_rel:
             result["abs_rel"] = float(np.mean(abs_rel))

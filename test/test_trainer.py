@@ -241,3 +241,25 @@ def test_a_run_stopped_by_max_steps_validates_its_final_weights(world_dir, tmp_p
         assert (trainer.epoch, trainer.step_in_epoch) == (0, 4) and best["epoch"] == pytest.approx(4 / 11)
     final = trainer.depth_model().state_dict()
     assert all(torch.equal(v, final[k]) for k, v in best["state_dict"].items())  # the final weights
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.5])
+def test_pose_lr_scale_sets_the_pose_nets_rate_and_zero_freezes_it(world_dir, tmp_path, scale):
+    run = tmp_path / "run"
+    overrides = {"train.max_steps": 2, "pose.kind": "strengthened", "pose.backbone": "resnet10t",
+                 "train.pose_lr_scale": scale}
+    trainer = Trainer(load_config(None, tiny_overrides(world_dir, run, **overrides)))
+    depth_lr, pose_lr = (group["lr"] for group in trainer.optimizer.param_groups)
+    assert pose_lr == pytest.approx(scale * depth_lr)
+    pose_before = {k: v.clone() for k, v in trainer.pose_model().state_dict().items()}
+    depth_before = {k: v.clone() for k, v in trainer.depth_model().state_dict().items()}
+    trainer.fit()
+    pose_after, depth_after = trainer.pose_model().state_dict(), trainer.depth_model().state_dict()
+    assert any(not torch.equal(depth_before[k], depth_after[k]) for k in depth_before)
+    pose_kept = all(torch.equal(pose_before[k], pose_after[k]) for k in pose_before)  # batch norm buffers too
+    assert pose_kept == (scale == 0.0)
+    changed = load_config(None, tiny_overrides(world_dir, run, **{**overrides, "train.pose_lr_scale": 1.0}))
+    with pytest.raises(ValueError, match="pose_lr_scale"):
+        Trainer(changed)  # a run keeps the rates it began with
+    with pytest.raises(ValueError, match=">= 0"):
+        Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "bad", **{"train.pose_lr_scale": -1})))
