@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -35,6 +35,7 @@ class ObjectiveOutput:
     automask: torch.Tensor         # [B,H,W] fraction of pixels kept
     anchor: torch.Tensor | None = None
     anchor_held: torch.Tensor | None = None  # [B,1,H,W] pixels the gated anchor held
+    poses: list[torch.Tensor] = field(default_factory=list)  # [B,4,4] per temporal source (frame_ids[1:])
 
     def scalars(self) -> dict[str, float]:
         out = {"loss": self.loss.item(), "photometric": self.photometric.item(),
@@ -174,7 +175,8 @@ class SelfSupervisedObjective(nn.Module):
                 weight = self._anchor_gate(target, sources, depth, reference, K, transforms, reprojection)
             anchor = scale_invariant_l1(depth, reference, weight)
             loss = loss + self.anchor_weight * anchor
-        return ObjectiveOutput(loss, photo, smooth, depth, warped, mask, anchor, weight)
+        poses = transforms[:len(self.frame_ids) - 1]
+        return ObjectiveOutput(loss, photo, smooth, depth, warped, mask, anchor, weight, poses)
 
     @torch.no_grad()
     def _anchor_gate(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,

@@ -109,16 +109,13 @@ def diagnose(run: Path, samples: int = 16, overrides: list[str] | None = None) -
 
 def _sample(trainer, item: dict) -> dict[str, float]:
     from ..metrics import evaluate_pair
-    from ..objective import relative_pose
     cfg = trainer.cfg
     batch = {k: v[None].to(trainer.device) for k, v in item.items()}
     out = trainer.objective(trainer.depth_net, trainer.pose_net, batch)
     depth = out.depth[0, 0].cpu().numpy()
     shape = depth_shape(depth, trainer.depth_cfg.max_depth)
-    scale = out.depth.mean(dim=(1, 2, 3))[:, None] if cfg.train.depth_relative_translation else None
     motions, angles = [], []
-    for j, frame_id in enumerate(cfg.data.frame_ids[1:], start=1):
-        T = relative_pose(trainer.pose_net, batch["frames_aug"][:, 0], batch["frames_aug"][:, j], frame_id, scale)
+    for T, frame_id in zip(out.poses, cfg.data.frame_ids[1:]):  # the poses the photometric error used
         motion, angle = camera_motion(T, frame_id)
         motions.append(motion[0])
         angles.append(angle[0])
