@@ -25,6 +25,11 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     }
 
 
+def gt_mask(gt: np.ndarray, max_depth: float) -> np.ndarray:
+    """Pixels whose ground truth lies in (1e-3, ``max_depth``): what training validation and diagnose score."""
+    return (gt > 1e-3) & (gt < max_depth)
+
+
 def evaluated_pixels(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray, median_scaling: bool = True,
                      min_depth: float = 1e-3, max_depth: float = 80.0) -> tuple[np.ndarray, np.ndarray, float]:
     """Mask, optionally median-scale and clamp: the (gt, pred) pixels the errors are taken over, and the scale."""

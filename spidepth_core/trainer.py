@@ -18,7 +18,7 @@ from .checkpoint import atomic_save, model_metadata, read_checkpoint, remove_sta
 from .config import TrainConfig
 from .data.build import build_datasets
 from .distributed import EpochSampler, all_reduce_mean, init_distributed
-from .metrics import evaluate_pair
+from .metrics import evaluate_pair, gt_mask
 from .models import DepthConfig, DepthNet, create_model, create_pose_net, start_moving_forward
 from .objective import DepthAnchor, SelfSupervisedObjective, SupervisedObjective
 
@@ -173,8 +173,7 @@ class Trainer:
         if t.supervised:
             self.objective = SupervisedObjective(self.depth_cfg.min_depth, self.depth_cfg.max_depth)
             self.optimizer = torch.optim.AdamW(self.depth_net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-            steps_per_epoch = max(1, len(self.sampler) // t.batch_size)
-            total = t.max_steps or t.epochs * steps_per_epoch
+            total = t.max_steps or t.epochs * max(1, self.steps_per_epoch())
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=t.lr, total_steps=total)
             self.onecycle_steps = total
             self.step_scheduler_per_batch = True
@@ -475,7 +474,7 @@ class Trainer:
 def _abs_rel(gt: torch.Tensor, pred: torch.Tensor, max_depth: float) -> list[float]:
     rows = []
     for g, p in zip(gt.cpu().numpy(), pred.cpu().numpy()):
-        mask = (g > 1e-3) & (g < max_depth)
+        mask = gt_mask(g, max_depth)
         if mask.any():
             rows.append(evaluate_pair(g, p, mask, max_depth=max_depth)[0]["abs_rel"])
     return rows

@@ -108,7 +108,7 @@ def diagnose(run: Path, samples: int = 16, overrides: list[str] | None = None) -
 
 
 def _sample(trainer, item: dict) -> dict[str, float]:
-    from ..metrics import evaluate_pair
+    from ..metrics import evaluate_pair, gt_mask
     cfg = trainer.cfg
     batch = {k: v[None].to(trainer.device) for k, v in item.items()}
     out = trainer.objective(trainer.depth_net, trainer.pose_net, batch)
@@ -128,7 +128,7 @@ def _sample(trainer, item: dict) -> dict[str, float]:
            "explained_share": float(out.automask.float().mean()), "photometric": float(out.photometric)}
     if "depth_gt" in batch:
         gt = batch["depth_gt"][0, 0].cpu().numpy()
-        mask = (gt > 1e-3) & (gt < trainer.depth_cfg.max_depth)
+        mask = gt_mask(gt, trainer.depth_cfg.max_depth)
         if mask.any():
             row["abs_rel"] = evaluate_pair(gt, depth, mask, max_depth=trainer.depth_cfg.max_depth)[0]["abs_rel"]
             row["log_depth_corr"] = float(np.corrcoef(np.log(gt[mask]), np.log(depth[mask]))[0, 1])
