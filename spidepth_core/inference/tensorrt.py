@@ -108,15 +108,14 @@ def cached_engine(path: Path, key: dict, metadata: dict, build: Callable[[Path],
     that counts as a hit, and an engine whose sidecar is missing or names another key is rebuilt.
     """
     side = path.with_suffix(".json")
-    if path.is_file() and side.is_file():
+    if path.is_file():
         try:
-            hit = json.loads(side.read_text()).get("key") == key
-        except (json.JSONDecodeError, AttributeError):
+            hit = read_sidecar(path).get("key") == key
+        except (ValueError, AttributeError):  # no sidecar, or not the JSON object spidepth writes
             hit = False
         if hit:
             log.info("TensorRT engine cache hit: %s", path)
             return path
-    if path.is_file():
         log.warning("rebuilding %s: its %s is missing or names another build", path, side.name)
     path.unlink(missing_ok=True)
     atomic_write_bytes(json.dumps({"key": key, "metadata": metadata}, indent=2).encode(), side)
