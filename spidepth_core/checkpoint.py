@@ -12,7 +12,7 @@ import torch
 
 from .errors import first_line
 from .geometry import INTRINSICS_CONVENTION
-from .models import DepthConfig, DepthNet
+from .models import DepthConfig, DepthNet, create_pose_net
 
 FORMAT = "spidepth-checkpoint/1"
 
@@ -196,6 +196,18 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 def stored_pose_config(ckpt: dict) -> dict:
     """The pose net's config saved in a checkpoint (older checkpoints saved its kind only)."""
     return ckpt.get("pose_config") or {"kind": ckpt.get("pose_kind")}
+
+
+def load_pose_net(ckpt: dict, path: str | os.PathLike, backbone: str = "resnet18") -> torch.nn.Module:
+    """Rebuild the pose net stored in checkpoint ``ckpt`` (read from ``path``), in train mode like a new one;
+    ``backbone`` is for older checkpoints that did not save theirs."""
+    if "pose_state_dict" not in ckpt:
+        raise ValueError(f"{path} holds no pose net (a training run's last.pt or best.pt has one)")
+    stored = stored_pose_config(ckpt)
+    net = create_pose_net(stored["kind"], stored.get("backbone", backbone), None,
+                          stored.get("input_mean"), stored.get("input_std"))
+    net.load_state_dict(ckpt["pose_state_dict"])
+    return net
 
 
 def check_weights(ckpt: dict, path: str | os.PathLike) -> None:

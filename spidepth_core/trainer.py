@@ -14,7 +14,15 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import atomic_save, model_metadata, read_checkpoint, remove_stale_temps, save_model, stored_pose_config
+from .checkpoint import (
+    atomic_save,
+    load_pose_net,
+    model_metadata,
+    read_checkpoint,
+    remove_stale_temps,
+    save_model,
+    stored_pose_config,
+)
 from .config import TrainConfig
 from .data.build import build_datasets
 from .distributed import EpochSampler, all_reduce_mean, init_distributed
@@ -62,10 +70,7 @@ def build_pose_net(cfg: TrainConfig, source: dict | None) -> nn.Module:
         if cfg.pose.forward_start:
             start_moving_forward(net, cfg.pose.forward_start)
         return net
-    net = create_pose_net(cfg.pose.kind, stored.get("backbone", cfg.pose.backbone), None,
-                          stored.get("input_mean"), stored.get("input_std"))
-    net.load_state_dict(source["pose_state_dict"])
-    return net
+    return load_pose_net(source, "the starting checkpoint", cfg.pose.backbone)
 
 
 _WAYS_OUT = "Start over with --restart (replaces that run), or set run.out_dir to another folder."
