@@ -62,6 +62,32 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+def _add_evidence(sub) -> None:
+    p = sub.add_parser("evidence", help="on sequences with true depth and poses: how much the frames' photometric "
+                                        "error says about a model's depth errors")
+    p.add_argument("--model", help="a checkpoint with a pose net: a run's last.pt or best.pt (default: the "
+                                   "bundled model)")
+    p.add_argument("--data", required=True, help="a folder of sequences with depth/ and poses.txt "
+                                                 "(as spidepth synth writes)")
+    p.add_argument("--samples", type=int, default=60, help="frame triplets, spread over the sequences")
+    p.add_argument("--json", help="also write the figures here")
+    p.set_defaults(func=cmd_evidence)
+
+
+def cmd_evidence(args) -> int:
+    import json
+
+    from .inference.predictor import default_model_path
+    from .tools.evidence import evidence, format_report
+    if args.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {args.samples}")
+    report = evidence(Path(args.model) if args.model else default_model_path(), Path(args.data), args.samples)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="depth for an image or a folder of images")
     p.add_argument("input", help="image file or folder")
@@ -471,8 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS = [_add_train, _add_diagnose, _add_deploy, _add_compact, _add_convert, _add_export_gt, _add_predict,
-             _add_export, _add_evaluate, _add_synth, _add_benchmark]
+_COMMANDS = [_add_train, _add_diagnose, _add_evidence, _add_deploy, _add_compact, _add_convert, _add_export_gt,
+             _add_predict, _add_export, _add_evaluate, _add_synth, _add_benchmark]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,144 @@
+"""``spidepth evidence``: how much the frames themselves say about a model's depth errors.
+
+Monocular training learns depth only through the photometric error of frames warped into each other. On
+sequences with true depth (``depth/``, dense; pixels without it are taken as sky, infinitely far) and true
+camera poses (``poses.txt``: one camera-to-world 3x4 matrix per frame, row-major, as ``spidepth synth``
+writes), this compares that error (SSIM + L1 with the per-pixel minimum over the frames before and after,
+without auto-masking) for four pairings of depth and camera motion:
+
+- ``model``: the model's depth and its pose net's motion, as training sees them;
+- ``model depth, true motion`` and ``true depth, model motion``: which of the two costs more;
+- ``truth``: the floor that a perfect model would reach.
+
+The model's depth is brought to the truth's scale by the median ratio per image (and its motion with it),
+as median-scaled evaluation does. Each error is given per eighth of the image height. Then, for the model's
+pixels grouped by their depth error, the share where the true depth (with the true motion) reprojects the
+frames better than the model's depth does: near one half, the frames cannot tell the two apart, and no
+amount of monocular training on them corrects that error.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_model, load_pose_net, read_checkpoint
+from ..data.folder import find_sequences
+from ..data.sample import TripletDataset
+from ..geometry import warp
+from ..losses import PhotometricLoss
+from ..objective import relative_pose
+
+BANDS = 8
+ERROR_EDGES = (0.0, 0.05, 0.1, 0.2, 0.5, np.inf)  # relative depth error bins of the model's pixels
+SKY = 1e4                                        # metres, for pixels without true depth
+PAIRINGS = ("model", "model depth, true motion", "true depth, model motion", "truth")
+
+
+def read_poses(folder: Path) -> np.ndarray:
+    """Camera-to-world poses [N,4,4] from ``folder/poses.txt``."""
+    path = folder / "poses.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: evidence needs each sequence's true camera poses")
+    rows = np.atleast_2d(np.loadtxt(path))
+    if rows.shape[1] != 12:
+        raise ValueError(f"{path}: expected 12 numbers per line (a 3x4 camera-to-world matrix), got {rows.shape[1]}")
+    poses = np.tile(np.eye(4), (len(rows), 1, 1))
+    poses[:, :3] = rows.reshape(-1, 3, 4)
+    return poses
+
+
+def true_motion(poses: np.ndarray, target: int, source: int) -> torch.Tensor:
+    """T [1,4,4] taking target-camera points into the source camera (the objective's convention)."""
+    return torch.from_numpy(np.linalg.inv(poses[source]) @ poses[target]).float()[None]
+
+
+def bands(values: torch.Tensor) -> list[float]:
+    """Mean of an [H,W] map over each eighth of its height, top first."""
+    h = values.shape[0]
+    return [float(values[h * b // BANDS:h * (b + 1) // BANDS].mean()) for b in range(BANDS)]
+
+
+class _Pairings:
+    """Min-reprojection error maps [H,W] of one frame triplet for each pairing."""
+
+    def __init__(self, depth_net, pose_net, item: dict, poses: np.ndarray, t: int) -> None:
+        self.photo = PhotometricLoss()
+        frames, self.K = item["frames"][None], item["K"][None]
+        self.target, self.sources = frames[:, 0], [frames[:, 1], frames[:, 2]]
+        gt = item["depth_gt"][None]
+        self.valid = gt[0, 0] > 0
+        self.gt = torch.where(gt > 0, gt, torch.full_like(gt, SKY))
+        depth = depth_net(self.target).float()
+        t_scale = depth.mean(dim=(1, 2, 3))[:, None]  # translation in mean depths, as fine-tuning uses it
+        ratio = float(torch.median(gt[0, 0][self.valid] / depth[0, 0][self.valid]))
+        self.depth = depth * ratio
+        self.motion = [relative_pose(pose_net, self.target, src, f, t_scale * ratio).float()
+                       for src, f in zip(self.sources, (-1, 1))]
+        self.true = [true_motion(poses, t, t - 1), true_motion(poses, t, t + 1)]
+
+    def error(self, depth: torch.Tensor, motion: list[torch.Tensor]) -> torch.Tensor:
+        maps = [self.photo(warp(src, depth, self.K, T), self.target) for src, T in zip(self.sources, motion)]
+        return torch.cat(maps, dim=1).min(dim=1)[0][0]
+
+    def all(self) -> dict[str, torch.Tensor]:
+        return {"model": self.error(self.depth, self.motion),
+                "model depth, true motion": self.error(self.depth, self.true),
+                "true depth, model motion": self.error(self.gt, self.motion),
+                "truth": self.error(self.gt, self.true)}
+
+
+@torch.no_grad()
+def evidence(checkpoint: Path, data: Path, samples: int = 60) -> dict:
+    """Photometric error per pairing and band, and the truth's share of better-reprojected pixels by the
+    model's depth error, over ``samples`` frame triplets spread over the sequences in ``data``."""
+    ckpt = read_checkpoint(checkpoint)
+    depth_net, pose_net = load_model(checkpoint), load_pose_net(ckpt, checkpoint).eval()
+    h, w = depth_net.config.height, depth_net.config.width
+    sequences = find_sequences(data)
+    poses = [read_poses(seq.folder) for seq in sequences]
+    for seq, p in zip(sequences, poses):
+        if len(p) != len(seq):
+            raise ValueError(f"{seq.folder}: {len(p)} poses for {len(seq)} frames")
+    dataset = TripletDataset(sequences, h, w)
+    picks = np.unique(np.linspace(0, len(dataset) - 1, min(samples, len(dataset))).round().astype(int))
+    sums = {name: np.zeros(BANDS) for name in PAIRINGS}
+    counts, better = np.zeros(len(ERROR_EDGES) - 1), np.zeros(len(ERROR_EDGES) - 1)
+    for index in picks:
+        item = dataset[int(index)]
+        if "depth_gt" not in item:
+            raise ValueError(f"{data}: evidence needs true depth (depth/ folders) for every frame")
+        s, t = dataset.indices[int(index)]
+        pairings = _Pairings(depth_net, pose_net, item, poses[s], t)
+        maps = pairings.all()
+        for name in PAIRINGS:
+            sums[name] += bands(maps[name])
+        gt_depth = pairings.gt[0, 0]
+        rel = ((pairings.depth[0, 0] - gt_depth).abs() / gt_depth)[pairings.valid]
+        truth_wins = (maps["truth"] < maps["model depth, true motion"])[pairings.valid]
+        for b, (lo, hi) in enumerate(zip(ERROR_EDGES[:-1], ERROR_EDGES[1:])):
+            sel = (rel >= lo) & (rel < hi)
+            counts[b] += int(sel.sum())
+            better[b] += int(truth_wins[sel].sum())
+    rows = {name: (sums[name] / len(picks)).tolist() for name in PAIRINGS}
+    by_error = [{"error_from": lo, "error_to": hi if np.isfinite(hi) else None, "pixels": int(n),
+                 "truth_better": b / n if n else None}
+                for lo, hi, n, b in zip(ERROR_EDGES[:-1], ERROR_EDGES[1:], counts, better)]
+    return {"checkpoint": str(checkpoint), "data": str(data), "samples": len(picks),
+            "photometric": {name: {"bands": r, "all": float(np.mean(r))} for name, r in rows.items()},
+            "by_error": by_error}
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{report['checkpoint']} on {report['samples']} frame triplets of {report['data']}",
+             "photometric error by eighth of the image height (top first), and over the image:"]
+    for name, row in report["photometric"].items():
+        lines.append(f"  {name:26s} " + " ".join(f"{v:.4f}" for v in row["bands"]) + f"  | {row['all']:.4f}")
+    lines.append("pixels by the model's depth error (median-scaled): where the true depth reprojects better")
+    for row in report["by_error"]:
+        span = f">= {row['error_from']:.0%}" if row["error_to"] is None \
+            else f"{row['error_from']:.0%}-{row['error_to']:.0%}"
+        share = "-" if row["truth_better"] is None else f"{row['truth_better']:.0%}"
+        lines.append(f"  error {span:9s} {row['pixels']:9d} pixels, truth better at {share}")
+    return "\n".join(lines)
