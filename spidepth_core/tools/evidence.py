@@ -10,11 +10,13 @@ without auto-masking) for four pairings of depth and camera motion:
 - ``model depth, true motion`` and ``true depth, model motion``: which of the two costs more;
 - ``truth``: the floor that a perfect model would reach.
 
-The model's depth is brought to the truth's scale by the median ratio per image (and its motion with it),
-as median-scaled evaluation does. Each error is given per eighth of the image height. Then, for the model's
-pixels grouped by their depth error, the share where the true depth (with the true motion) reprojects the
-frames better than the model's depth does: near one half, the frames cannot tell the two apart, and no
-amount of monocular training on them corrects that error.
+The pose net's translation is read in mean depths of the frame, as training reads it by default
+(``train.depth_relative_translation``). The model's depth is brought to the truth's scale by the median
+ratio per image (and its motion with it), as median-scaled evaluation does. Each error is given per eighth
+of the image height. Then, for the model's pixels grouped by their depth error, the share where the true
+depth (with the true motion) reprojects the frames better than the model's depth does. Near one half, a
+single pixel cannot tell the two depths apart; training then corrects an error only where many pixels over
+many frames agree.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from ..objective import relative_pose
 BANDS = 8
 ERROR_EDGES = (0.0, 0.05, 0.1, 0.2, 0.5, np.inf)  # relative depth error bins of the model's pixels
 SKY = 1e4                                        # metres, for pixels without true depth
+PHOTOMETRIC = PhotometricLoss()
 PAIRINGS = ("model", "model depth, true motion", "true depth, model motion", "truth")
 
 
@@ -64,7 +67,6 @@ class _Pairings:
     """Min-reprojection error maps [H,W] of one frame triplet for each pairing."""
 
     def __init__(self, depth_net, pose_net, item: dict, poses: np.ndarray, t: int) -> None:
-        self.photo = PhotometricLoss()
         frames, self.K = item["frames"][None], item["K"][None]
         self.target, self.sources = frames[:, 0], [frames[:, 1], frames[:, 2]]
         gt = item["depth_gt"][None]
@@ -79,7 +81,7 @@ class _Pairings:
         self.true = [true_motion(poses, t, t - 1), true_motion(poses, t, t + 1)]
 
     def error(self, depth: torch.Tensor, motion: list[torch.Tensor]) -> torch.Tensor:
-        maps = [self.photo(warp(src, depth, self.K, T), self.target) for src, T in zip(self.sources, motion)]
+        maps = [PHOTOMETRIC(warp(src, depth, self.K, T), self.target) for src, T in zip(self.sources, motion)]
         return torch.cat(maps, dim=1).min(dim=1)[0][0]
 
     def all(self) -> dict[str, torch.Tensor]:
