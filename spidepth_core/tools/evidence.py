@@ -1,18 +1,19 @@
 """``spidepth evidence``: how much the frames themselves say about a model's depth errors.
 
 Monocular training learns depth only through the photometric error of frames warped into each other. On
-sequences with true depth (``depth/``, dense; pixels without it are taken as sky, infinitely far) and true
-camera poses (``poses.txt``: one camera-to-world 3x4 matrix per frame, row-major, as ``spidepth synth``
-writes), this compares that error (SSIM + L1 with the per-pixel minimum over the frames before and after,
-without auto-masking) for four pairings of depth and camera motion:
+sequences with true depth (``depth/``, dense; for the warps, pixels without it are taken as sky, infinitely
+far) and true camera poses (``poses.txt``: one camera-to-world 3x4 matrix per frame, row-major, as
+``spidepth synth`` writes), this compares that error (SSIM + L1 with the per-pixel minimum over the frames
+before and after, without auto-masking) for four pairings of depth and camera motion:
 
 - ``model``: the model's depth and its pose net's motion, as training sees them;
 - ``model depth, true motion`` and ``true depth, model motion``: which of the two costs more;
 - ``truth``: the floor that a perfect model would reach.
 
 The pose net's translation is read in mean depths of the frame, as training reads it by default
-(``train.depth_relative_translation``). The model's depth is brought to the truth's scale by the median
-ratio per image (and its motion with it), as median-scaled evaluation does. Each error is given per eighth
+(``train.depth_relative_translation``). The model's depth is brought to the truth's scale as median-scaled
+evaluation does it, per image and on the pixels evaluation scores (true depth below the model's max_depth),
+and its motion with it; the depth errors below are taken on those pixels. Each error is given per eighth
 of the image height. Then, for the model's pixels grouped by their depth error, the share where the true
 depth (with the true motion) reprojects the frames better than the model's depth does. Near one half, a
 single pixel cannot tell the two depths apart; training then corrects an error only where many pixels over
@@ -29,7 +30,8 @@ from ..checkpoint import load_model, load_pose_net, read_checkpoint
 from ..data.folder import find_sequences
 from ..data.sample import TripletDataset
 from ..geometry import warp
-from ..losses import PhotometricLoss
+from ..losses import PhotometricLoss, min_reprojection
+from ..metrics import evaluated_pixels, gt_mask
 from ..objective import relative_pose
 
 BANDS = 8
@@ -70,11 +72,13 @@ class _Pairings:
         frames, self.K = item["frames"][None], item["K"][None]
         self.target, self.sources = frames[:, 0], [frames[:, 1], frames[:, 2]]
         gt = item["depth_gt"][None]
-        self.valid = gt[0, 0] > 0
-        self.gt = torch.where(gt > 0, gt, torch.full_like(gt, SKY))
+        self.gt = torch.where(gt > 0, gt, torch.full_like(gt, SKY))  # every pixel's depth, for warping
         depth = depth_net(self.target).float()
         t_scale = depth.mean(dim=(1, 2, 3))[:, None]  # translation in mean depths, as fine-tuning uses it
-        ratio = float(torch.median(gt[0, 0][self.valid] / depth[0, 0][self.valid]))
+        gt_np = gt[0, 0].numpy()
+        valid = gt_mask(gt_np, depth_net.config.max_depth)  # the pixels evaluation scores
+        ratio = evaluated_pixels(gt_np, depth[0, 0].numpy(), valid)[2]  # its median scaling
+        self.valid = torch.from_numpy(valid)
         self.depth = depth * ratio
         self.motion = [relative_pose(pose_net, self.target, src, f, t_scale * ratio).float()
                        for src, f in zip(self.sources, (-1, 1))]
@@ -82,7 +86,7 @@ class _Pairings:
 
     def error(self, depth: torch.Tensor, motion: list[torch.Tensor]) -> torch.Tensor:
         maps = [PHOTOMETRIC(warp(src, depth, self.K, T), self.target) for src, T in zip(self.sources, motion)]
-        return torch.cat(maps, dim=1).min(dim=1)[0][0]
+        return min_reprojection(torch.cat(maps, dim=1))[0][0]
 
     def all(self) -> dict[str, torch.Tensor]:
         return {"model": self.error(self.depth, self.motion),
