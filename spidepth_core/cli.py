@@ -70,6 +70,9 @@ def _add_evidence(sub) -> None:
     p.add_argument("--data", required=True, help="a folder of sequences with depth/ and poses.txt "
                                                  "(as spidepth synth writes)")
     p.add_argument("--samples", type=int, default=60, help="frame triplets, spread over the sequences")
+    p.add_argument("--resolving-power", action="store_true",
+                   help="no model: how often the frames, at their own size, tell the true depth from it scaled by "
+                        "0.9, 1.1 and 1.5")
     p.add_argument("--json", help="also write the figures here")
     p.set_defaults(func=cmd_evidence)
 
@@ -78,11 +81,17 @@ def cmd_evidence(args) -> int:
     import json
 
     from .inference.predictor import default_model_path
-    from .tools.evidence import evidence, format_report
+    from .tools.evidence import evidence, format_report, format_resolving_power, resolving_power
     if args.samples < 1:
         raise ValueError(f"--samples must be >= 1, got {args.samples}")
-    report = evidence(Path(args.model) if args.model else default_model_path(), Path(args.data), args.samples)
-    print(format_report(report))
+    if args.resolving_power:
+        if args.model:
+            raise ValueError("--resolving-power uses no model: drop --model")
+        report = resolving_power(Path(args.data), args.samples)
+        print(format_resolving_power(report))
+    else:
+        report = evidence(Path(args.model) if args.model else default_model_path(), Path(args.data), args.samples)
+        print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

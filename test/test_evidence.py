@@ -78,3 +78,18 @@ def test_load_pose_net_rebuilds_the_stored_weights(posed_checkpoint):
     ckpt = read_checkpoint(posed_checkpoint)
     net = load_pose_net(ckpt, posed_checkpoint)
     assert all(torch.equal(v, ckpt["pose_state_dict"][k]) for k, v in net.state_dict().items())
+
+
+def test_resolving_power_sees_a_large_depth_error_more_often(world_dir, posed_checkpoint, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["evidence", "--resolving-power", "--data", str(world_dir), "--samples", "4",
+                 "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["size"] == [64, 192] and report["samples"] == 4  # the images' own size, no model
+    shares = {row["scale"]: row for row in report["truth_better"]}
+    assert sorted(shares) == [0.9, 1.1, 1.5] and all(len(row["bands"]) == 8 for row in shares.values())
+    # The true depth wins more often than not, and more often against a 50% error than a 10% one.
+    assert 0.5 < shares[1.1]["all"] < shares[1.5]["all"] <= 1
+    assert "scaled by" in capsys.readouterr().out
+    assert main(["evidence", "--resolving-power", "--model", str(posed_checkpoint), "--data", str(world_dir)]) == 2
+    assert "uses no model" in capsys.readouterr().err
