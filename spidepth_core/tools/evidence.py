@@ -186,10 +186,12 @@ def resolving_power(data: Path, samples: int = 60) -> dict:
         for scale in DEPTH_SCALES:
             wins = (truth < reprojection_error(item, depth * scale, true)) & valid
             better[scale] += bands(wins.float(), torch.sum)
+    if not pixels.sum():
+        raise ValueError(f"{data}: no pixel has true depth under {EVAL_MAX_DEPTH:g} m")
     h, w = triplets.size
     return {"data": str(data), "size": [h, w], "samples": len(triplets.picks),
             "truth_better": [{"scale": scale, "all": float(better[scale].sum() / pixels.sum()),
-                              "bands": (better[scale] / np.maximum(pixels, 1e-9)).tolist()}
+                              "bands": [float(b / n) if n else None for b, n in zip(better[scale], pixels)]}
                              for scale in DEPTH_SCALES]}
 
 
@@ -198,7 +200,8 @@ def format_resolving_power(report: dict) -> str:
     lines = [f"{report['data']} at {h}x{w}, {report['samples']} frame triplets, true motion: where the true depth",
              "reprojects better than the true depth scaled by (over the image | by eighth of the height, top first)"]
     for row in report["truth_better"]:
-        lines.append(f"  x{row['scale']:<4} {row['all']:4.0%} | " + " ".join(f"{v:4.0%}" for v in row["bands"]))
+        shares = " ".join("   -" if v is None else f"{v:4.0%}" for v in row["bands"])
+        lines.append(f"  x{row['scale']:<4} {row['all']:4.0%} | {shares}")
     return "\n".join(lines)
 
 
