@@ -230,9 +230,10 @@ def check_weights(ckpt: dict, path: str | os.PathLike) -> None:
         raise ValueError(f"{path}: its config does not match its weights: {'; '.join(problems)}")
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> DepthNet:
-    """Rebuild the DepthNet stored in ``path`` (eval mode)."""
-    ckpt = read_checkpoint(path)
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+               ckpt: dict | None = None) -> DepthNet:
+    """Rebuild the DepthNet stored in ``path`` (eval mode); ``ckpt``: that file's dict, when already read."""
+    ckpt = ckpt if ckpt is not None else read_checkpoint(path)
     check_weights(ckpt, path)
     model = DepthNet(DepthConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["state_dict"])

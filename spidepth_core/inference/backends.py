@@ -53,7 +53,7 @@ class TorchBackend:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         ckpt = read_checkpoint(checkpoint)
         self.metadata = check_metadata({k: ckpt[k] for k in METADATA_KEYS if k in ckpt}, str(checkpoint))
-        self.model = load_model(checkpoint, self.device)
+        self.model = load_model(checkpoint, self.device, ckpt)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():

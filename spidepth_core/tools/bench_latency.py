@@ -65,7 +65,7 @@ def run_benchmark(model: Path, backends: list[str], size: tuple[int, int] | None
     meta = read_checkpoint(model)
     size = size or tuple(meta["input_size"])
     out.mkdir(parents=True, exist_ok=True)
-    net = load_model(model)  # the benchmark size becomes the model's input size, so every backend runs it
+    net = load_model(model, ckpt=meta)  # the benchmark size becomes the model's input size, so every backend runs it
     net.config.height, net.config.width = size
     ckpt = out / f"model_{size[0]}x{size[1]}.pt"  # ONNX is looked up beside the checkpoint
     save_model(ckpt, net, meta.get("model_name", "custom"))

@@ -18,7 +18,8 @@ def deploy(run: Path, fp16: bool = False) -> Path:
     out = run / "deploy"
     out.mkdir(exist_ok=True)
     model = out / "model.pt"
-    save_model(model, load_model(ckpt), read_checkpoint(ckpt).get("model_name", "custom"))  # no train state
+    stored = read_checkpoint(ckpt)
+    save_model(model, load_model(ckpt, ckpt=stored), stored.get("model_name", "custom"))  # no train state
     onnx = export_onnx(model, out / "model.onnx", fp16=fp16)
     diff = check_parity(model, onnx)
     print(f"deploy: {ckpt.name} -> {model} and {onnx} (onnxruntime max rel diff {diff['max_rel']:.1e})")

@@ -144,7 +144,7 @@ def evidence(checkpoint: Path, data: Path, samples: int = 60) -> dict:
     """Photometric error per pairing and band, and the truth's share of better-reprojected pixels by the
     model's depth error, over ``samples`` frame triplets spread over the sequences in ``data``."""
     ckpt = read_checkpoint(checkpoint)
-    depth_net, pose_net = load_model(checkpoint), load_pose_net(ckpt, checkpoint).eval()
+    depth_net, pose_net = load_model(checkpoint, ckpt=ckpt), load_pose_net(ckpt, checkpoint).eval()
     triplets = _PosedTriplets(data, samples, (depth_net.config.height, depth_net.config.width))
     sums = {name: np.zeros(BANDS) for name in PAIRINGS}
     counts, better = np.zeros(len(ERROR_EDGES) - 1), np.zeros(len(ERROR_EDGES) - 1)
