@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .data.folder import read_poses
 from .error_bands import ErrorBands
 from .inference.predictor import NO_UNCERTAINTY
 from .metrics import depth_errors, evaluated_pixels, mean_errors
@@ -73,7 +74,7 @@ def _height(seq, camera_height: float | str) -> float:
     path = seq.folder / "poses.txt"
     if not path.is_file():
         raise ValueError(f"--camera-height poses needs {path}")
-    return float(-np.loadtxt(path).reshape(-1, 3, 4)[:, 1, 3].mean())
+    return float(-read_poses(seq.folder)[:, 1, 3].mean())
 
 
 def evaluate_protocol(name: str, predictor, root, median_scaling: bool, split=None, gt=None) -> dict[str, float]:

@@ -7,12 +7,12 @@ import torch
 
 from spidepth_core.checkpoint import load_pose_net, read_checkpoint, save_model
 from spidepth_core.cli import main
-from spidepth_core.data.folder import find_sequences
+from spidepth_core.data.folder import find_sequences, read_poses
 from spidepth_core.data.sample import TripletDataset
 from spidepth_core.geometry import warp
 from spidepth_core.losses import PhotometricLoss
 from spidepth_core.models import create_model, create_pose_net
-from spidepth_core.tools.evidence import SKY, read_poses, true_motion
+from spidepth_core.tools.evidence import SKY, true_motion
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ Layout of one sequence folder:
   intrinsics.yaml                   optional, overrides the global intrinsics file
   depth/000000.npy | .png           optional ground truth (metres, or uint16 millimetres)
   right/000000.png                  optional stereo partner (same names)
+  poses.txt                         optional true camera poses: a 3x4 camera-to-world matrix per frame
 A dataset root is either one sequence folder or a folder of sequence folders.
 """
 from __future__ import annotations
@@ -93,6 +94,19 @@ class FolderSequence:
         if not self.has_stereo:
             return None
         return read_rgb(self.right_dir / self.files[i].name)
+
+
+def read_poses(folder: Path) -> np.ndarray:
+    """Camera-to-world poses [N,4,4] from ``folder/poses.txt``."""
+    path = folder / "poses.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: this needs each sequence's true camera poses")
+    rows = np.atleast_2d(np.loadtxt(path))
+    if rows.shape[1] != 12:
+        raise ValueError(f"{path}: expected 12 numbers per line (a 3x4 camera-to-world matrix), got {rows.shape[1]}")
+    poses = np.tile(np.eye(4), (len(rows), 1, 1))
+    poses[:, :3] = rows.reshape(-1, 3, 4)
+    return poses
 
 
 def find_sequences(root: str | Path, intrinsics: str | Path | None = None,

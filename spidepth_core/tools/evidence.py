@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_model, load_pose_net, read_checkpoint
-from ..data.folder import find_sequences
+from ..data.folder import find_sequences, read_poses
 from ..data.sample import TripletDataset
 from ..geometry import warp
 from ..losses import PhotometricLoss, min_reprojection
@@ -45,19 +45,6 @@ PHOTOMETRIC = PhotometricLoss()
 PAIRINGS = ("model", "model depth, true motion", "true depth, model motion", "truth")
 DEPTH_SCALES = (0.9, 1.1, 1.5)                   # the depth errors resolving_power asks about
 EVAL_MAX_DEPTH = 80.0                            # metres, the evaluation protocols' cap
-
-
-def read_poses(folder: Path) -> np.ndarray:
-    """Camera-to-world poses [N,4,4] from ``folder/poses.txt``."""
-    path = folder / "poses.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: evidence needs each sequence's true camera poses")
-    rows = np.atleast_2d(np.loadtxt(path))
-    if rows.shape[1] != 12:
-        raise ValueError(f"{path}: expected 12 numbers per line (a 3x4 camera-to-world matrix), got {rows.shape[1]}")
-    poses = np.tile(np.eye(4), (len(rows), 1, 1))
-    poses[:, :3] = rows.reshape(-1, 3, 4)
-    return poses
 
 
 def true_motion(poses: np.ndarray, target: int, source: int) -> torch.Tensor:
