@@ -38,6 +38,11 @@ def _resize_rgb(img: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
 
 
+def evenly_spaced(n: int, count: int) -> np.ndarray:
+    """Up to ``count`` distinct indices spread evenly over ``range(n)``, first and last included."""
+    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
+
+
 class TripletDataset(Dataset):
     """Samples frames ``t + stride * id`` for id in ``frame_ids`` from every sequence."""
 

@@ -17,6 +17,7 @@ import torch
 
 from ..checkpoint import read_checkpoint
 from ..config import load_config
+from ..data.sample import evenly_spaced
 
 # Thresholds of the findings (each a sign seen in stuck runs, not a proof).
 FORWARD_MIN = 0.5        # share of the camera's motion along its optical axis
@@ -99,7 +100,7 @@ def diagnose(run: Path, samples: int = 16, overrides: list[str] | None = None) -
         data = trainer.val_ds if use_val else trainer.train_ds
         trainer.depth_net.eval()
         trainer.pose_net.eval()
-        picks = np.unique(np.linspace(0, len(data) - 1, min(samples, len(data))).round().astype(int))
+        picks = evenly_spaced(len(data), samples)
         rows = [_sample(trainer, data[int(i)]) for i in picks]
     keys = dict.fromkeys(k for row in rows for k in row)  # abs_rel only where a frame has ground truth
     summary = {k: float(np.median([row[k] for row in rows if k in row])) for k in keys}

@@ -32,7 +32,7 @@ import torch
 
 from ..checkpoint import load_model, load_pose_net, read_checkpoint
 from ..data.folder import find_sequences, read_poses
-from ..data.sample import TripletDataset
+from ..data.sample import TripletDataset, evenly_spaced
 from ..geometry import warp
 from ..losses import PhotometricLoss, min_reprojection
 from ..metrics import evaluated_pixels, gt_mask
@@ -84,8 +84,7 @@ class _PosedTriplets:
                 raise ValueError(f"{seq.folder}: {len(p)} poses for {len(seq)} frames")
         self.size = size or tuple(sequences[0].size)
         self.dataset = TripletDataset(sequences, *self.size)
-        n = len(self.dataset)
-        self.picks = np.unique(np.linspace(0, n - 1, min(samples, n)).round().astype(int))
+        self.picks = evenly_spaced(len(self.dataset), samples)
 
     def __iter__(self):
         """(item, true motions to frames t-1 and t+1) per pick."""
