@@ -12,7 +12,7 @@ from spidepth_core.data.sample import TripletDataset
 from spidepth_core.geometry import warp
 from spidepth_core.losses import PhotometricLoss
 from spidepth_core.models import create_model, create_pose_net
-from spidepth_core.tools.evidence import SKY, true_motion
+from spidepth_core.tools.evidence import true_depth, true_motion
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,7 @@ def test_true_motion_and_depth_reproject_the_neighbouring_frames(world_dir):
     poses = read_poses(seq.folder)
     item = TripletDataset([seq], 64, 192)[10]
     t = 11  # index 10 of the triplets is frame 11 (the first triplet is centred on frame 1)
-    gt = item["depth_gt"][None]
-    gt = torch.where(gt > 0, gt, torch.full_like(gt, SKY))
+    gt = true_depth(item)
     target, K, photo = item["frames"][None, 0], item["K"][None], PhotometricLoss()
     for j, source in ((1, t - 1), (2, t + 1)):
         src = item["frames"][None, j]
