@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from .metrics import EVAL_MAX_DEPTH
+
 log = logging.getLogger("spidepth")
 # inference.resolver.BACKENDS, spelled out here so that `spidepth --help` does not load torch (a test checks)
 BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
@@ -265,7 +267,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--camera-height", help="GT folders: scale depth as the node's camera_height policy "
                    "with this height in metres, or 'poses' for each sequence's height from its poses.txt "
                    "(median scaling off)")
-    p.add_argument("--max-depth", type=float, default=80.0)
+    p.add_argument("--max-depth", type=float, default=EVAL_MAX_DEPTH,
+                   help="GT folders and bags: score pixels with true depth under this (metres)")
     p.add_argument("--json", help="also write the metrics here")
     p.add_argument("--uncertainty", metavar="PLOT.png",
                    help="GT folders: also rank pixels by the model's uncertainty; prints AUSE and the rank "

@@ -8,13 +8,13 @@ from tqdm import tqdm
 from .data.folder import read_poses
 from .error_bands import ErrorBands
 from .inference.predictor import NO_UNCERTAINTY
-from .metrics import depth_errors, evaluated_pixels, mean_errors
+from .metrics import EVAL_MAX_DEPTH, EVAL_MIN_DEPTH, depth_errors, evaluated_pixels, mean_errors
 from .scale import ScaleEstimator
 from .sparsification import Sparsification
 
 
-def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True, min_depth: float = 1e-3,
-                       max_depth: float = 80.0, every: int = 1,
+def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True,
+                       min_depth: float = EVAL_MIN_DEPTH, max_depth: float = EVAL_MAX_DEPTH, every: int = 1,
                        camera_height: float | str | None = None,
                        sparsification: Sparsification | None = None,
                        bands: tuple[ErrorBands, ...] = ()) -> dict[str, float]:

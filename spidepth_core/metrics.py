@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3", "log10")
+EVAL_MIN_DEPTH = 1e-3  # metres: the window of true depth that evaluation scores (KITTI Eigen, Cityscapes)
+EVAL_MAX_DEPTH = 80.0
 
 
 def depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -26,12 +28,13 @@ def depth_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def gt_mask(gt: np.ndarray, max_depth: float) -> np.ndarray:
-    """Pixels whose ground truth lies in (1e-3, ``max_depth``): what training validation and diagnose score."""
-    return (gt > 1e-3) & (gt < max_depth)
+    """Pixels whose ground truth lies in (EVAL_MIN_DEPTH, ``max_depth``): what evaluation scores."""
+    return (gt > EVAL_MIN_DEPTH) & (gt < max_depth)
 
 
 def evaluated_pixels(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray, median_scaling: bool = True,
-                     min_depth: float = 1e-3, max_depth: float = 80.0) -> tuple[np.ndarray, np.ndarray, float]:
+                     min_depth: float = EVAL_MIN_DEPTH,
+                     max_depth: float = EVAL_MAX_DEPTH) -> tuple[np.ndarray, np.ndarray, float]:
     """Mask, optionally median-scale and clamp: the (gt, pred) pixels the errors are taken over, and the scale."""
     g, p = gt[mask], pred[mask]
     if g.size == 0:
@@ -41,7 +44,8 @@ def evaluated_pixels(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray, median_
 
 
 def evaluate_pair(gt: np.ndarray, pred: np.ndarray, mask: np.ndarray, median_scaling: bool = True,
-                  min_depth: float = 1e-3, max_depth: float = 80.0) -> tuple[dict[str, float], float]:
+                  min_depth: float = EVAL_MIN_DEPTH,
+                  max_depth: float = EVAL_MAX_DEPTH) -> tuple[dict[str, float], float]:
     """``evaluated_pixels``, then ``depth_errors``. Returns (errors, scale)."""
     g, p, scale = evaluated_pixels(gt, pred, mask, median_scaling, min_depth, max_depth)
     return depth_errors(g, p), scale

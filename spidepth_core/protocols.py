@@ -8,6 +8,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .metrics import EVAL_MAX_DEPTH, EVAL_MIN_DEPTH, evaluate_pair, gt_mask
+
 GARG_CROP = (0.40810811, 0.99189189, 0.03594771, 0.96405229)  # rows, rows, cols, cols (fractions)
 
 
@@ -20,7 +22,7 @@ def kitti_eigen(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarra
     h, w = gt.shape
     pred = _resize(pred, (h, w))
     r0, r1, c0, c1 = (np.array(GARG_CROP) * [h, h, w, w]).astype(np.int32)
-    mask = (gt > 1e-3) & (gt < 80)
+    mask = gt_mask(gt, EVAL_MAX_DEPTH)
     crop = np.zeros_like(mask)
     crop[r0:r1, c0:c1] = True
     mask &= crop
@@ -36,7 +38,7 @@ def cityscapes(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray
     sy, sx = gt.shape[0] / 768.0, gt.shape[1] / 2048.0  # the crop in the native 1024x2048 frame
     gt = gt[int(256 * sy):, int(192 * sx):int(1856 * sx)]
     pred = pred[int(256 * sy):, int(192 * sx):int(1856 * sx)]
-    mask = (gt > 1e-3) & (gt < 80)
+    mask = gt_mask(gt, EVAL_MAX_DEPTH)
     return gt[mask], pred[mask]
 
 
@@ -71,18 +73,17 @@ class Protocol:
 
 
 PROTOCOLS = {
-    "kitti_eigen": Protocol("kitti_eigen", kitti_eigen, lambda im: im, 80.0,
+    "kitti_eigen": Protocol("kitti_eigen", kitti_eigen, lambda im: im, EVAL_MAX_DEPTH,
                             ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")),
-    "cityscapes": Protocol("cityscapes", cityscapes, cityscapes_input, 80.0,
+    "cityscapes": Protocol("cityscapes", cityscapes, cityscapes_input, EVAL_MAX_DEPTH,
                            ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")),
     "make3d": Protocol("make3d", make3d, make3d_input, 70.0, ("abs_rel", "sq_rel", "rmse", "log10")),
 }
 
 
 def score(protocol: Protocol, gt: np.ndarray, pred: np.ndarray, median_scaling: bool) -> tuple[dict, float]:
-    """Errors for one image: select pixels, median-scale (optional), clamp to [1e-3, max_depth]."""
-    from .metrics import evaluate_pair
+    """Errors for one image: select pixels, median-scale (optional), clamp to [EVAL_MIN_DEPTH, max_depth]."""
     g, p = protocol.select(gt, pred)
     if g.size == 0:
         raise ValueError("no valid ground-truth pixels after the protocol's crop and mask")
-    return evaluate_pair(g, p, np.ones(g.shape, bool), median_scaling, 1e-3, protocol.max_depth)
+    return evaluate_pair(g, p, np.ones(g.shape, bool), median_scaling, EVAL_MIN_DEPTH, protocol.max_depth)

@@ -35,7 +35,7 @@ from ..data.folder import find_sequences, read_poses
 from ..data.sample import TripletDataset, evenly_spaced
 from ..geometry import warp
 from ..losses import PhotometricLoss, min_reprojection
-from ..metrics import evaluated_pixels, gt_mask
+from ..metrics import EVAL_MAX_DEPTH, evaluated_pixels, gt_mask
 from ..objective import relative_pose
 
 BANDS = 8
@@ -44,7 +44,6 @@ SKY = 1e4                                        # metres, for pixels without tr
 PHOTOMETRIC = PhotometricLoss()
 PAIRINGS = ("model", "model depth, true motion", "true depth, model motion", "truth")
 DEPTH_SCALES = (0.9, 1.1, 1.5)                   # the depth errors resolving_power asks about
-EVAL_MAX_DEPTH = 80.0                            # metres, the evaluation protocols' cap
 
 
 def true_motion(poses: np.ndarray, target: int, source: int) -> torch.Tensor:
