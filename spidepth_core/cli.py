@@ -16,6 +16,24 @@ log = logging.getLogger("spidepth")
 BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
 
 
+def _count(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _write_json(path: str | None, data: dict) -> None:
+    """--json: also write the figures there (nothing without the option)."""
+    if path:
+        import json
+        Path(path).write_text(json.dumps(data, indent=2))
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="self-supervised training (or fine-tuning) from a YAML config")
     p.add_argument("config", nargs="?", help="YAML config (see config/train_*.yaml)")
@@ -46,21 +64,16 @@ def _add_diagnose(sub) -> None:
     p = sub.add_parser("diagnose", help="what a run's pose and depth nets do on its frames; signs of a stuck run")
     p.add_argument("run", help="a training run's folder (its last.pt is taken) or a checkpoint in one")
     p.add_argument("overrides", nargs="*", help="section.key=value on the run's config, e.g. data.val_path=DIR")
-    p.add_argument("--samples", type=int, default=16, help="frame triplets, spread over the validation data")
+    p.add_argument("--samples", type=_count, default=16, help="frame triplets, spread over the validation data")
     p.add_argument("--json", help="also write the statistics (per sample and medians) here")
     p.set_defaults(func=cmd_diagnose)
 
 
 def cmd_diagnose(args) -> int:
-    import json
-
     from .tools.diagnose import diagnose, format_report
-    if args.samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {args.samples}")
     report = diagnose(Path(args.run), args.samples, list(args.overrides))
     print(format_report(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    _write_json(args.json, report)
     return 0
 
 
@@ -71,7 +84,7 @@ def _add_evidence(sub) -> None:
                                    "bundled model)")
     p.add_argument("--data", required=True, help="a folder of sequences with depth/ and poses.txt "
                                                  "(as spidepth synth writes)")
-    p.add_argument("--samples", type=int, default=60, help="frame triplets, spread over the sequences")
+    p.add_argument("--samples", type=_count, default=60, help="frame triplets, spread over the sequences")
     p.add_argument("--resolving-power", action="store_true",
                    help="no model: how often the frames, at their own size, tell the true depth from it scaled by "
                         "0.9, 1.1 and 1.5")
@@ -80,12 +93,8 @@ def _add_evidence(sub) -> None:
 
 
 def cmd_evidence(args) -> int:
-    import json
-
     from .inference.predictor import default_model_path
     from .tools.evidence import evidence, format_report, format_resolving_power, resolving_power
-    if args.samples < 1:
-        raise ValueError(f"--samples must be >= 1, got {args.samples}")
     if args.resolving_power:
         if args.model:
             raise ValueError("--resolving-power uses no model: drop --model")
@@ -94,8 +103,7 @@ def cmd_evidence(args) -> int:
     else:
         report = evidence(Path(args.model) if args.model else default_model_path(), Path(args.data), args.samples)
         print(format_report(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    _write_json(args.json, report)
     return 0
 
 
@@ -119,15 +127,15 @@ def _add_predict(sub) -> None:
 def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="render synthetic street sequences (images, GT depth, poses)")
     p.add_argument("output", help="output folder (one seq_NNNN folder per sequence)")
-    p.add_argument("--sequences", type=int, default=4)
-    p.add_argument("--frames", type=int, default=100)
+    p.add_argument("--sequences", type=_count, default=4)
+    p.add_argument("--frames", type=_count, default=100)
     p.add_argument("--size", default="192x640", help="HxW")
     p.add_argument("--seed", type=int, default=0, help="first sequence seed")
     p.add_argument("--stops", action="store_true", help="include a stretch where the camera halts")
     p.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m baseline)")
     p.add_argument("--camera-height", type=float, help="camera metres above the ground (default: a car's, 1.5-1.8)")
     p.add_argument("--bag", choices=["sqlite3", "mcap"], help="also write each sequence as a rosbag2")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=_count, default=2)
     p.set_defaults(func=cmd_synth)
 
 
@@ -140,10 +148,10 @@ def _add_benchmark(sub) -> None:
     a.add_argument("--poses", default="pretrained,strengthened,standard",
                    help="pose arms: pretrained (strengthened, ImageNet backbone), strengthened (random), standard")
     a.add_argument("--seeds", default="0,1,2")
-    a.add_argument("--steps", type=int, default=300, help="optimiser steps per run")
-    a.add_argument("--train-sequences", type=int, default=8)
-    a.add_argument("--val-sequences", type=int, default=3)
-    a.add_argument("--frames", type=int, default=60)
+    a.add_argument("--steps", type=_count, default=300, help="optimiser steps per run")
+    a.add_argument("--train-sequences", type=_count, default=8)
+    a.add_argument("--val-sequences", type=_count, default=3)
+    a.add_argument("--frames", type=_count, default=60)
     a.add_argument("--size", default="96x320")
     a.add_argument("--stereo", action="store_true", help="add the rendered stereo partner (as the bundled model)")
     a.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
@@ -152,9 +160,9 @@ def _add_benchmark(sub) -> None:
     f.add_argument("--model", help="checkpoint to fine-tune (default: the bundled model)")
     f.add_argument("--config", default="config/finetune_bag.yaml", help="fine-tuning YAML (the shipped one)")
     f.add_argument("--lr-factors", default="0.5,1,2", help="multiples of the config's train.lr")
-    f.add_argument("--bags", type=int, default=4, help="recordings to fine-tune on")
-    f.add_argument("--held-out", type=int, default=2, help="other sequences to evaluate on")
-    f.add_argument("--frames", type=int, default=75, help="frames per sequence")
+    f.add_argument("--bags", type=_count, default=4, help="recordings to fine-tune on")
+    f.add_argument("--held-out", type=_count, default=2, help="other sequences to evaluate on")
+    f.add_argument("--frames", type=_count, default=75, help="frames per sequence")
     f.add_argument("--size", help="HxW (default: the model's input size)")
     f.add_argument("--camera-height", type=float,
                    help="render the recordings from a camera this many metres above the ground (a robot's) "
@@ -166,7 +174,7 @@ def _add_benchmark(sub) -> None:
     lat.add_argument("--model", help="checkpoint (default: bundled); ONNX is exported beside it if missing")
     lat.add_argument("--backends", default="torch,onnxruntime")
     lat.add_argument("--size", help="HxW input (default: the model's); ONNX is exported at this size")
-    lat.add_argument("--runs", type=int, default=50)
+    lat.add_argument("--runs", type=_count, default=50)
     lat.add_argument("--warmup", type=int, default=5)
     lat.add_argument("--output", default="runs/latency")
     lat.set_defaults(func=cmd_benchmark_latency)
@@ -350,8 +358,6 @@ def cmd_benchmark_latency(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import json
-
     from .data import find_sequences
     from .evaluate import evaluate_sequences
     from .inference import Predictor
@@ -399,8 +405,7 @@ def cmd_evaluate(args) -> int:
     print(format_table(result))
     for bands in tables.values():
         print(f"abs_rel by {bands.title} (pooled over pixels):\n{bands.table()}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({**result, **extra}, indent=2))
+    _write_json(args.json, {**result, **extra})
     return 0
 
 
@@ -420,8 +425,6 @@ def _report_uncertainty(spars, plot_path: str) -> dict:
 
 def _evaluate_bag(args, predictor, height: str | None) -> int:
     """A recording: metrics against its depth topic (median-scaled and metric), or the photometric error."""
-    import json
-
     from .evaluate import bag_ground_truth, bag_photometric_error, evaluate_sequences
     from .metrics import format_table
     if not args.image_topic:
@@ -441,8 +444,7 @@ def _evaluate_bag(args, predictor, height: str | None) -> int:
         print(f"{'camera_height policy' if height else 'metric (no scaling)'}:\n{format_table(metric)}")
         print(f"scale stability: the per-frame median scale varies by {100 * scaled['scale_std']:.1f}% (std/mean)")
         result = {"median_scaled": scaled, "metric": metric}
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    _write_json(args.json, result)
     return 0
 
 

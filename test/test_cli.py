@@ -115,3 +115,14 @@ def test_deploy_writes_onnx_and_the_swap_command(world_dir, tmp_path, capsys):
     assert (run / "deploy" / "model.onnx").is_file() and (run / "deploy" / "model.pt").is_file()
     assert f"ros2 param set /depth_node model_path {(run / 'deploy' / 'model.onnx').resolve()}" in out
     assert "optimizer" not in torch.load(run / "deploy" / "model.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["synth", "out", "--frames", "0"], "--frames: must be >= 1, got 0"),
+    (["benchmark", "finetune", "--bags", "two"], "--bags: must be a whole number, got 'two'"),
+    (["benchmark", "latency", "--runs", "-3"], "--runs: must be >= 1, got -3"),
+])
+def test_counts_below_one_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2 and message in capsys.readouterr().err

@@ -96,4 +96,6 @@ def test_diagnose_needs_a_run_folder_with_a_pose_net(tmp_path, tiny_checkpoint, 
         assert "holds no pose net" in capsys.readouterr().err
     finally:
         (tiny_checkpoint.parent / "config.yaml").unlink()
-    assert main(["diagnose", str(tmp_path), "--samples", "0"]) == 2
+    with pytest.raises(SystemExit) as stop:
+        main(["diagnose", str(tmp_path), "--samples", "0"])
+    assert stop.value.code == 2 and "--samples: must be >= 1, got 0" in capsys.readouterr().err

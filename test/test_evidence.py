@@ -70,7 +70,9 @@ def test_evidence_needs_poses_and_a_pose_net(world_dir, posed_checkpoint, tiny_c
         path.unlink()
     assert main(["evidence", "--model", str(posed_checkpoint), "--data", str(bare)]) == 2
     assert "poses.txt not found" in capsys.readouterr().err
-    assert main(["evidence", "--model", str(posed_checkpoint), "--data", str(world_dir), "--samples", "0"]) == 2
+    with pytest.raises(SystemExit) as stop:
+        main(["evidence", "--model", str(posed_checkpoint), "--data", str(world_dir), "--samples", "0"])
+    assert stop.value.code == 2 and "--samples: must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_load_pose_net_rebuilds_the_stored_weights(posed_checkpoint):
