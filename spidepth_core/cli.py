@@ -135,7 +135,7 @@ def _add_synth(sub) -> None:
     p.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m baseline)")
     p.add_argument("--camera-height", type=float, help="camera metres above the ground (default: a car's, 1.5-1.8)")
     p.add_argument("--bag", choices=["sqlite3", "mcap"], help="also write each sequence as a rosbag2")
-    p.add_argument("--workers", type=_count, default=2)
+    p.add_argument("--workers", type=int, default=2, help="render processes (0 or 1: in this process)")
     p.set_defaults(func=cmd_synth)
 
 
