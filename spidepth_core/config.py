@@ -71,6 +71,7 @@ class TrainSection:
     detach_translation_scale: bool = True          # that mean depth as a constant (see objective.py)
     stereo_weight: float = 0.0                     # stereo error also on its own (see objective.py)
     photometric_scales: int = 1                    # image pyramid levels of the photometric loss
+    photometric_resolution: int = 1                # the photometric loss at this multiple of the input size
     anchor_weight: float = 0.0                     # fine-tuning: hold the depth shape of model.init (objective.py)
     anchor_gate: bool = False                      # anchor only where model.init reprojects as well (objective.py)
     flip: float = 0.5

@@ -118,6 +118,11 @@ class SelfSupervisedObjective(nn.Module):
     1/2, 1/4, ...: images, depth and intrinsics pooled together). A pixel whose depth is far off
     samples a flat region at full resolution and gets no gradient; coarser levels see past it.
 
+    ``input_size`` (h, w): the networks' input size. Frames larger than it (a multiple, see
+    ``train.photometric_resolution``) are pooled down for the networks, and the depth is upsampled to the
+    frames for the photometric terms, which then see texture the networks' input has lost. Smoothness
+    stays at the networks' size.
+
     ``anchor`` (fine-tuning): adds ``anchor_weight`` times its scale-invariant distance to the starting
     model's depth. With ``anchor_gate`` only at pixels where the starting model's depth reprojects the
     sources at least as well as the current one: it holds where the recordings say nothing new and lets go
@@ -127,8 +132,10 @@ class SelfSupervisedObjective(nn.Module):
     def __init__(self, frame_ids=(0, -1, 1), smoothness_weight: float = 1e-3, automask: bool = True,
                  depth_relative_translation: bool = True, stereo_weight: float = 0.0,
                  scales: int = 1, anchor: DepthAnchor | None = None, anchor_weight: float = 0.0,
-                 anchor_gate: bool = False, detach_translation_scale: bool = True) -> None:
+                 anchor_gate: bool = False, detach_translation_scale: bool = True,
+                 input_size: tuple[int, int] | None = None) -> None:
         super().__init__()
+        self.input_size = input_size
         if scales < 1:
             raise ValueError(f"photometric scales must be >= 1, got {scales}")
         self.depth_relative_translation = depth_relative_translation
@@ -142,13 +149,15 @@ class SelfSupervisedObjective(nn.Module):
         self.anchor, self.anchor_weight, self.anchor_gate = anchor, anchor_weight, anchor_gate
 
     def forward(self, depth_net: nn.Module, pose_net: nn.Module, batch: dict) -> ObjectiveOutput:
-        frames, aug, K = batch["frames"], batch["frames_aug"], batch["K"]
+        frames, K = batch["frames"], batch["K"]
         target = frames[:, 0]
-        depth = depth_net(aug[:, 0]).float()
+        aug = self._network_input(batch["frames_aug"])
+        net_depth = depth_net(aug[:, 0]).float()
+        depth = self._loss_size(net_depth, target)
         sources, transforms = [], []
         t_scale = None
         if self.depth_relative_translation:
-            scale_of = depth.detach() if self.detach_translation_scale else depth
+            scale_of = net_depth.detach() if self.detach_translation_scale else net_depth
             t_scale = scale_of.mean(dim=(1, 2, 3))[:, None]
         for j, frame_id in enumerate(self.frame_ids[1:], start=1):
             sources.append(frames[:, j])
@@ -166,17 +175,32 @@ class SelfSupervisedObjective(nn.Module):
             photo = photo + self._level_loss(images[0], images[1:], level_depth, pooled_intrinsics(K, 2 ** level),
                                              transforms, stereo)[0]
         photo = photo / self.scales
-        smooth = smoothness(depth, target)
+        smooth = smoothness(net_depth, self._network_input(target[:, None])[:, 0])
         loss = photo + self.smoothness_weight * smooth
         anchor = weight = None
         if self.anchor is not None:
-            reference = self.anchor.reference(aug[:, 0])
+            reference = self._loss_size(self.anchor.reference(aug[:, 0]), target)
             if self.anchor_gate:
                 weight = self._anchor_gate(target, sources, depth, reference, K, transforms, reprojection)
             anchor = scale_invariant_l1(depth, reference, weight)
             loss = loss + self.anchor_weight * anchor
         poses = transforms[:len(self.frame_ids) - 1]
-        return ObjectiveOutput(loss, photo, smooth, depth, warped, mask, anchor, weight, poses)
+        return ObjectiveOutput(loss, photo, smooth, net_depth, warped, mask, anchor, weight, poses)
+
+    def _network_input(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B,F,3,H,W] frames pooled to the networks' input size (unchanged when they are that size)."""
+        if self.input_size is None or tuple(frames.shape[-2:]) == tuple(self.input_size):
+            return frames
+        b, f = frames.shape[:2]
+        pooled = F.interpolate(frames.flatten(0, 1), size=self.input_size, mode="area")
+        return pooled.unflatten(0, (b, f))
+
+    @staticmethod
+    def _loss_size(depth: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """Depth [B,1,h,w] brought to the image's size for the photometric terms."""
+        if depth.shape[-2:] == image.shape[-2:]:
+            return depth
+        return F.interpolate(depth, size=image.shape[-2:], mode="bilinear", align_corners=False)
 
     @torch.no_grad()
     def _anchor_gate(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,

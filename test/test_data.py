@@ -122,3 +122,17 @@ def test_synthetic_camera_height_is_rendered_and_kept_apart(tmp_path):
         generate(tmp_path, [3], 3, 32, 96, workers=1)
     with pytest.raises(ValueError, match="> 0 metres"):
         camera_path(3, 5, mount_height=-1.0)
+
+
+def test_finer_loss_resolution_keeps_the_frames_detail(world_dir, caplog):
+    seqs = find_sequences(world_dir)
+    s = TripletDataset(seqs, 32, 96, flip=0.0, loss_factor=2)[0]
+    assert s["frames"].shape == (3, 3, 64, 192) and s["depth_gt"].shape == (1, 32, 96)
+    native = cv2.cvtColor(cv2.imread(str(seqs[0].files[1])), cv2.COLOR_BGR2RGB)
+    assert torch.equal(s["frames"][0], torch.from_numpy(native).permute(2, 0, 1).float() / 255)
+    assert torch.allclose(s["K"], torch.from_numpy(seqs[0].K).float())
+    assert not caplog.records
+    TripletDataset(seqs, 32, 96, loss_factor=3)
+    assert "add no detail" in caplog.text
+    with pytest.raises(ValueError, match=">= 1"):
+        TripletDataset(seqs, 32, 96, loss_factor=0)

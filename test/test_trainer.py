@@ -263,3 +263,30 @@ def test_pose_lr_scale_sets_the_pose_nets_rate_and_zero_freezes_it(world_dir, tm
         Trainer(changed)  # a run keeps the rates it began with
     with pytest.raises(ValueError, match=">= 0"):
         Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "bad", **{"train.pose_lr_scale": -1})))
+
+
+def test_photometric_loss_at_twice_the_input_size(world_dir, tmp_path):
+    """The networks see frames pooled to their input size; the loss sees the frames at twice it (here the
+    world's own 64x192), with the depth upsampled, and its gradient reaches the depth net."""
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{
+        "train.photometric_resolution": 2, "model.overrides": "{height: 32, width: 96}"}))
+    trainer = Trainer(cfg, resume=False)
+    h, w = trainer.depth_cfg.height, trainer.depth_cfg.width
+    batch = next(iter(trainer.loader(trainer.train_ds)))
+    assert batch["frames"].shape[-2:] == (2 * h, 2 * w)
+    out = trainer.objective(trainer.depth_net, trainer.pose_net, batch)
+    assert out.depth.shape[-2:] == (h, w) and out.warped.shape[-2:] == (2 * h, 2 * w)
+    out.loss.backward()
+    grads = [p.grad for p in trainer.depth_model().parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_photometric_resolution_is_checked(world_dir, tmp_path):
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.photometric_resolution": 0}))
+    with pytest.raises(ValueError, match=">= 1"):
+        Trainer(cfg, resume=False)
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{
+        "train.photometric_resolution": 2, "train.supervised": True}))
+    with pytest.raises(ValueError, match="photometric_resolution"):
+        Trainer(cfg, resume=False)
+    assert not (tmp_path / "run").exists()

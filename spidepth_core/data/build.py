@@ -22,7 +22,7 @@ def build_datasets(data, height: int, width: int, train) -> tuple[TripletDataset
         raise ValueError("data.path is not set (the folder, video or bag to train on)")
     common = dict(height=height, width=width, frame_ids=data.frame_ids, stride=data.stride,
                   stereo_baseline=data.stereo_baseline, seed=train.seed,
-                  crop=(352, 1216) if data.kb_crop else None)
+                  crop=(352, 1216) if data.kb_crop else None, loss_factor=train.photometric_resolution)
     if data.source == "kitti":
         from .kitti import kitti_dataset_parts, warn_overlap
         if not data.split:

@@ -3,12 +3,16 @@
 A sample is a dict of tensors:
   frames      [F,3,H,W] float RGB in [0,1], ordered as ``frame_ids`` (frame 0 first), for the loss
   frames_aug  [F,3,H,W] the same after colour jitter, for the networks
-  K           [3,3] intrinsics in pixels at the training resolution
-  depth_gt    [1,H,W] metres, 0 where unknown (only if the source has ground truth)
+  K           [3,3] intrinsics in pixels at the frames' resolution
+  depth_gt    [1,h,w] metres at the training resolution, 0 where unknown (only if the source has ground truth)
   stereo, stereo_aug [3,H,W] and stereo_T [4,4] (only with a stereo pair)
+
+H,W is the training resolution h,w times ``loss_factor`` (1 unless the photometric loss is computed at a
+finer resolution than the networks see; they then take the frames pooled down to h,w).
 """
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import cv2
@@ -18,6 +22,8 @@ from torch.utils.data import Dataset
 
 from ..geometry import resize_intrinsics
 from .augment import augment
+
+log = logging.getLogger(__name__)
 
 
 class Sequence(Protocol):
@@ -49,22 +55,35 @@ class TripletDataset(Dataset):
     def __init__(self, sequences: list, height: int, width: int, frame_ids=(0, -1, 1), stride: int = 1,
                  flip: float = 0.0, color_jitter: float = 0.0, stereo_baseline: float = 0.1,
                  seed: int = 0, indices: list[tuple[int, int]] | None = None,
-                 crop: tuple[int, int] | None = None) -> None:
+                 crop: tuple[int, int] | None = None, loss_factor: int = 1) -> None:
         if not sequences:
             raise ValueError("no sequences given")
         if frame_ids[0] != 0:
             raise ValueError(f"frame_ids must start with 0, got {list(frame_ids)}")
         self.sequences = sequences
+        if loss_factor < 1:
+            raise ValueError(f"the photometric loss resolution factor must be >= 1, got {loss_factor}")
         self.hw = (height, width)
+        self.image_hw = (height * loss_factor, width * loss_factor)
         self.frame_ids = list(frame_ids)
         self.stride = stride
         self.flip, self.color_jitter = flip, color_jitter
         self.stereo_baseline = stereo_baseline
         self.crop = crop  # (height, width) cut from the bottom centre before resizing (KB crop)
         self.seed, self.epoch = seed, 0
+        self._check_loss_resolution(loss_factor)
         self.indices = indices if indices is not None else self._all_indices()
         if not self.indices:
             raise ValueError(f"sequences too short for frame_ids {self.frame_ids} with stride {stride}")
+
+    def _check_loss_resolution(self, loss_factor: int) -> None:
+        """Warn when a finer loss resolution is asked of frames that are not that fine."""
+        if loss_factor == 1:
+            return
+        h, w = self.crop or (min(seq.size[0] for seq in self.sequences), min(seq.size[1] for seq in self.sequences))
+        if h < self.image_hw[0] or w < self.image_hw[1]:
+            log.warning("photometric loss at %dx%d, but the frames are %dx%d: upsampled frames add no detail",
+                        self.image_hw[1], self.image_hw[0], w, h)
 
     def _all_indices(self) -> list[tuple[int, int]]:
         lo = -min(self.frame_ids) * self.stride
@@ -95,15 +114,16 @@ class TripletDataset(Dataset):
         s, t = self.indices[index]
         seq = self.sequences[s]
         cut, K, size = self._crop_window(seq)
-        frames = torch.stack([_resize_rgb(cut(seq.image(t + self.stride * f)), self.hw) for f in self.frame_ids])
-        sample = {"frames": frames, "K": torch.from_numpy(resize_intrinsics(K, size, self.hw)).float()}
+        frames = torch.stack([_resize_rgb(cut(seq.image(t + self.stride * f)), self.image_hw)
+                              for f in self.frame_ids])
+        sample = {"frames": frames, "K": torch.from_numpy(resize_intrinsics(K, size, self.image_hw)).float()}
         depth = seq.depth(t)
         if depth is not None:
             d = cv2.resize(cut(depth.astype(np.float32)), (self.hw[1], self.hw[0]), interpolation=cv2.INTER_NEAREST)
             sample["depth_gt"] = torch.from_numpy(d)[None]
         right = seq.stereo(t)
         if right is not None:
-            sample["stereo"] = _resize_rgb(cut(right), self.hw)
+            sample["stereo"] = _resize_rgb(cut(right), self.image_hw)
             T = torch.eye(4)
             # Target points seen from the partner camera, which sits at +x (or -x for a right target).
             T[0, 3] = -getattr(seq, "stereo_sign", 1.0) * self.stereo_baseline
