@@ -175,7 +175,7 @@ class SelfSupervisedObjective(nn.Module):
             photo = photo + self._level_loss(images[0], images[1:], level_depth, pooled_intrinsics(K, 2 ** level),
                                              transforms, stereo)[0]
         photo = photo / self.scales
-        smooth = smoothness(net_depth, self._network_input(target[:, None])[:, 0])
+        smooth = smoothness(net_depth, self._network_input(target))
         loss = photo + self.smoothness_weight * smooth
         anchor = weight = None
         if self.anchor is not None:
@@ -187,13 +187,12 @@ class SelfSupervisedObjective(nn.Module):
         poses = transforms[:len(self.frame_ids) - 1]
         return ObjectiveOutput(loss, photo, smooth, net_depth, warped, mask, anchor, weight, poses)
 
-    def _network_input(self, frames: torch.Tensor) -> torch.Tensor:
-        """[B,F,3,H,W] frames pooled to the networks' input size (unchanged when they are that size)."""
-        if self.input_size is None or tuple(frames.shape[-2:]) == tuple(self.input_size):
-            return frames
-        b, f = frames.shape[:2]
-        pooled = F.interpolate(frames.flatten(0, 1), size=self.input_size, mode="area")
-        return pooled.unflatten(0, (b, f))
+    def _network_input(self, images: torch.Tensor) -> torch.Tensor:
+        """[...,3,H,W] images pooled to the networks' input size (unchanged when they are that size)."""
+        if self.input_size is None or tuple(images.shape[-2:]) == tuple(self.input_size):
+            return images
+        pooled = F.interpolate(images.flatten(0, -4), size=self.input_size, mode="area")
+        return pooled.unflatten(0, images.shape[:-3])
 
     @staticmethod
     def _loss_size(depth: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

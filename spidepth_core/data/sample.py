@@ -60,9 +60,9 @@ class TripletDataset(Dataset):
             raise ValueError("no sequences given")
         if frame_ids[0] != 0:
             raise ValueError(f"frame_ids must start with 0, got {list(frame_ids)}")
-        self.sequences = sequences
         if loss_factor < 1:
             raise ValueError(f"the photometric loss resolution factor must be >= 1, got {loss_factor}")
+        self.sequences = sequences
         self.hw = (height, width)
         self.image_hw = (height * loss_factor, width * loss_factor)
         self.frame_ids = list(frame_ids)
