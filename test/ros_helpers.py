@@ -69,6 +69,14 @@ class Client:
                 return True
         return False
 
+    def spin_until_quiet(self, topic: str, quiet: float = 1.5, timeout: float = 15.0) -> None:
+        """Spin until ``topic`` has had no new message for ``quiet`` seconds (at most ``timeout``)."""
+        end = time.monotonic() + timeout
+        n = -1
+        while time.monotonic() < end and len(self.received[topic]) != n:
+            n = len(self.received[topic])
+            self.spin_until(lambda: len(self.received[topic]) > n, min(quiet, max(0.0, end - time.monotonic())))
+
     def wait_for_node(self, timeout: float = 60.0) -> bool:
         return self.spin_until(lambda: self.pub_image.get_subscription_count() > 0, timeout)
 
