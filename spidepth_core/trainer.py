@@ -176,9 +176,6 @@ class Trainer:
         if t.warmup_steps < 0:
             raise ValueError(f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
         if t.supervised:
-            if t.photometric_resolution != 1:
-                raise ValueError("train.photometric_resolution is for the photometric loss: set it to 1 with "
-                                 "supervised training")
             self.objective = SupervisedObjective(self.depth_cfg.min_depth, self.depth_cfg.max_depth)
             self.optimizer = torch.optim.AdamW(self.depth_net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
             total = t.max_steps or t.epochs * max(1, self.steps_per_epoch())
@@ -187,8 +184,10 @@ class Trainer:
             self.step_scheduler_per_batch = True
             if t.clip_grad is None:
                 t.clip_grad = 0.1
-            if t.anchor_weight and self.dist.is_main:
-                log.info("train.anchor_weight is for self-supervised fine-tuning: not used with supervised training")
+            unused = [name for name, on in (("train.anchor_weight", bool(t.anchor_weight)),
+                                            ("train.photometric_resolution", t.photometric_resolution != 1)) if on]
+            if unused and self.dist.is_main:
+                log.info("%s: for self-supervised training, not used with supervised training", ", ".join(unused))
             return
         self.objective = SelfSupervisedObjective(cfg.data.frame_ids, t.smoothness, t.automask,
                                                  t.depth_relative_translation, t.stereo_weight,

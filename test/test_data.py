@@ -1,3 +1,5 @@
+import logging
+
 import cv2
 import numpy as np
 import pytest
@@ -131,8 +133,11 @@ def test_finer_loss_resolution_keeps_the_frames_detail(world_dir, caplog):
     native = cv2.cvtColor(cv2.imread(str(seqs[0].files[1])), cv2.COLOR_BGR2RGB)
     assert torch.equal(s["frames"][0], torch.from_numpy(native).permute(2, 0, 1).float() / 255)
     assert torch.allclose(s["K"], torch.from_numpy(seqs[0].K).float())
+    caplog.set_level(logging.INFO, logger="spidepth_core.data.sample")
     assert not caplog.records
-    TripletDataset(seqs, 32, 96, loss_factor=3)
-    assert "add no detail" in caplog.text
+    finest = TripletDataset(seqs, 32, 96, flip=0.0, loss_factor=3)  # the 64x192 frames hold 2x, not 3x
+    assert finest.loss_factor == 2 and finest[0]["frames"].shape == (3, 3, 64, 192)
+    assert "asked 3x" in caplog.text
+    assert TripletDataset(seqs, 64, 192, loss_factor=2).loss_factor == 1
     with pytest.raises(ValueError, match=">= 1"):
         TripletDataset(seqs, 32, 96, loss_factor=0)

@@ -1,3 +1,4 @@
+import logging
 import os
 import subprocess
 import sys
@@ -281,12 +282,13 @@ def test_photometric_loss_at_twice_the_input_size(world_dir, tmp_path):
     assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
 
-def test_photometric_resolution_is_checked(world_dir, tmp_path):
+def test_photometric_resolution_is_checked(world_dir, tmp_path, caplog):
     cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.photometric_resolution": 0}))
     with pytest.raises(ValueError, match=">= 1"):
         Trainer(cfg, resume=False)
-    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{
-        "train.photometric_resolution": 2, "train.supervised": True}))
-    with pytest.raises(ValueError, match="photometric_resolution"):
-        Trainer(cfg, resume=False)
     assert not (tmp_path / "run").exists()
+    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "gt", **{
+        "train.photometric_resolution": 2, "train.supervised": True, "model.overrides": "{height: 32, width: 96}"}))
+    caplog.set_level(logging.INFO, logger="spidepth.train")
+    trainer = Trainer(cfg, resume=False)  # GT depth is at the input size: the frames stay there too
+    assert trainer.train_ds.loss_factor == 1 and "photometric_resolution: for self-supervised" in caplog.text

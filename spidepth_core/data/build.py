@@ -20,9 +20,10 @@ def build_datasets(data, height: int, width: int, train) -> tuple[TripletDataset
     """(train, val); val is None when the config names no validation data."""
     if not data.path:
         raise ValueError("data.path is not set (the folder, video or bag to train on)")
+    loss_factor = 1 if train.supervised else train.photometric_resolution  # GT depth is at the input size
     common = dict(height=height, width=width, frame_ids=data.frame_ids, stride=data.stride,
                   stereo_baseline=data.stereo_baseline, seed=train.seed,
-                  crop=(352, 1216) if data.kb_crop else None, loss_factor=train.photometric_resolution)
+                  crop=(352, 1216) if data.kb_crop else None, loss_factor=loss_factor)
     if data.source == "kitti":
         from .kitti import kitti_dataset_parts, warn_overlap
         if not data.split:

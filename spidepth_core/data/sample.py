@@ -8,7 +8,8 @@ A sample is a dict of tensors:
   stereo, stereo_aug [3,H,W] and stereo_T [4,4] (only with a stereo pair)
 
 H,W is the training resolution h,w times ``loss_factor`` (1 unless the photometric loss is computed at a
-finer resolution than the networks see; they then take the frames pooled down to h,w).
+finer resolution than the networks see; they then take the frames pooled down to h,w). The factor is
+lowered to what the frames hold: upsampled frames would add cost and no detail.
 """
 from __future__ import annotations
 
@@ -64,26 +65,28 @@ class TripletDataset(Dataset):
             raise ValueError(f"the photometric loss resolution factor must be >= 1, got {loss_factor}")
         self.sequences = sequences
         self.hw = (height, width)
-        self.image_hw = (height * loss_factor, width * loss_factor)
+        self.crop = crop  # (height, width) cut from the bottom centre before resizing (KB crop)
+        self.loss_factor = self._frames_allow(loss_factor)
+        self.image_hw = (height * self.loss_factor, width * self.loss_factor)
         self.frame_ids = list(frame_ids)
         self.stride = stride
         self.flip, self.color_jitter = flip, color_jitter
         self.stereo_baseline = stereo_baseline
-        self.crop = crop  # (height, width) cut from the bottom centre before resizing (KB crop)
         self.seed, self.epoch = seed, 0
-        self._check_loss_resolution(loss_factor)
         self.indices = indices if indices is not None else self._all_indices()
         if not self.indices:
             raise ValueError(f"sequences too short for frame_ids {self.frame_ids} with stride {stride}")
 
-    def _check_loss_resolution(self, loss_factor: int) -> None:
-        """Warn when a finer loss resolution is asked of frames that are not that fine."""
+    def _frames_allow(self, loss_factor: int) -> int:
+        """The largest factor up to ``loss_factor`` at which the smallest frames still hold every pixel."""
         if loss_factor == 1:
-            return
+            return 1
         h, w = self.crop or (min(seq.size[0] for seq in self.sequences), min(seq.size[1] for seq in self.sequences))
-        if h < self.image_hw[0] or w < self.image_hw[1]:
-            log.warning("photometric loss at %dx%d, but the frames are %dx%d: upsampled frames add no detail",
-                        self.image_hw[1], self.image_hw[0], w, h)
+        allowed = max(1, min(loss_factor, h // self.hw[0], w // self.hw[1]))
+        if allowed < loss_factor:
+            log.info("photometric loss at %dx the input size (asked %dx): the frames are %dx%d",
+                     allowed, loss_factor, w, h)
+        return allowed
 
     def _all_indices(self) -> list[tuple[int, int]]:
         lo = -min(self.frame_ids) * self.stride
