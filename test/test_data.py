@@ -127,14 +127,14 @@ def test_synthetic_camera_height_is_rendered_and_kept_apart(tmp_path):
 
 
 def test_finer_loss_resolution_keeps_the_frames_detail(world_dir, caplog):
+    caplog.set_level(logging.INFO, logger="spidepth_core.data.sample")
     seqs = find_sequences(world_dir)
     s = TripletDataset(seqs, 32, 96, flip=0.0, loss_factor=2)[0]
     assert s["frames"].shape == (3, 3, 64, 192) and s["depth_gt"].shape == (1, 32, 96)
     native = cv2.cvtColor(cv2.imread(str(seqs[0].files[1])), cv2.COLOR_BGR2RGB)
     assert torch.equal(s["frames"][0], torch.from_numpy(native).permute(2, 0, 1).float() / 255)
     assert torch.allclose(s["K"], torch.from_numpy(seqs[0].K).float())
-    caplog.set_level(logging.INFO, logger="spidepth_core.data.sample")
-    assert not caplog.records
+    assert not caplog.records  # frames that hold the factor asked for: nothing to report
     finest = TripletDataset(seqs, 32, 96, flip=0.0, loss_factor=3)  # the 64x192 frames hold 2x, not 3x
     assert finest.loss_factor == 2 and finest[0]["frames"].shape == (3, 3, 64, 192)
     assert "asked 3x" in caplog.text
