@@ -173,21 +173,27 @@ def compact_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, fp16: boo
     return Path(dst)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint dict safely (weights_only) with a clear error for bad files."""
+def load_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """torch.load of a user's file, safely (weights_only: no pickled code runs), with one clear ValueError for
+    an empty, foreign, truncated or code-carrying file; ``what`` names the file's role in the message."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     with open(path, "rb") as f:
         head = f.read(8)
     if not head:
-        raise ValueError(f"cannot read checkpoint {path}: the file is empty")
+        raise ValueError(f"cannot read {what} {path}: the file is empty")
     if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save zip, or the legacy pickle format
-        raise ValueError(f"cannot read checkpoint {path}: not a PyTorch file (it starts with {head!r})")
+        raise ValueError(f"cannot read {what} {path}: not a PyTorch file (it starts with {head!r})")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, corrupt, ...
-        raise ValueError(f"cannot read checkpoint {path}: {first_line(exc)}") from exc
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, corrupt, or a pickle that would run code
+        raise ValueError(f"cannot read {what} {path}: {first_line(exc)}") from exc
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint dict safely (weights_only) with a clear error for bad files."""
+    ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path} is not a spidepth checkpoint (missing format {FORMAT!r})")
     return ckpt

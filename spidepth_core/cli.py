@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .errors import first_line
 from .metrics import EVAL_MAX_DEPTH
 
 log = logging.getLogger("spidepth")
@@ -121,6 +122,8 @@ def _add_predict(sub) -> None:
     p.add_argument("--min-depth", type=float, default=0.0, help="depths below (after scaling) -> invalid")
     p.add_argument("--max-depth", type=float, default=float("inf"), help="depths above (after scaling) -> invalid")
     p.add_argument("--uncertainty", action="store_true", help="also write <name>_uncertainty.npy (metres)")
+    p.add_argument("--max-pixels", type=_count,
+                   help="larger images are skipped, from their header before decoding (default 12582912, 4096x3072)")
     p.set_defaults(func=cmd_predict)
 
 
@@ -235,8 +238,8 @@ def _add_compact(sub) -> None:
 
 def cmd_compact(args) -> int:
     from .checkpoint import compact_checkpoint
+    size = Path(args.checkpoint).stat().st_size / 2**20  # before: the output may replace the input
     out = compact_checkpoint(args.checkpoint, args.output, args.fp16)
-    size = Path(args.checkpoint).stat().st_size / 2**20
     print(f"wrote {out}: {out.stat().st_size / 2**20:.1f} MB (from {size:.1f} MB)")
     return 0
 
@@ -488,13 +491,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from .image_codec import MAX_PIXELS
     from .pipeline import DepthPolicy
     from .scale import ScaleEstimator
     from .tools.predict import predict_path
     policy = DepthPolicy(ScaleEstimator(args.scale_policy, args.depth_scale, args.camera_height),
                          args.min_depth, args.max_depth)
     written, skipped = predict_path(args.input, args.output, args.model, args.backend, policy, args.intrinsics,
-                                    args.uncertainty)
+                                    args.uncertainty, args.max_pixels or MAX_PIXELS)
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"wrote depth for {written} image(s) to {args.output}"
@@ -532,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         print(f"spidepth {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a library's own error type (a decoder's, a bag reader's): still one line
+        if args.verbose:
+            raise
+        print(f"spidepth {args.command}: error: {type(exc).__name__}: {first_line(exc)} (-v shows the traceback)",
+              file=sys.stderr)
         return 2
 
 

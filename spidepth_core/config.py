@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import yaml
 
+from .yaml_file import read_yaml, yaml_problem
+
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -165,7 +167,7 @@ def _coerce_text(raw: str, options: tuple, name: str) -> Any:
     except yaml.YAMLError as exc:
         if str in options:
             return raw
-        raise ValueError(f"config {name}: the value is not valid YAML ({_yaml_problem(exc)})") from None
+        raise ValueError(f"config {name}: the value is not valid YAML ({yaml_problem(exc)})") from None
     return _coerce(parsed, typing.Union[options], name)  # e.g. pretrained: true, false or a name, not 3
 
 
@@ -213,12 +215,6 @@ def parse_override(text: str) -> dict:
     return value
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return where + str(getattr(exc, "problem", None) or exc).splitlines()[0]
-
-
 # (section.key, lowest allowed value, whether the lowest value itself is allowed); None values pass
 _LIMITS = [
     ("train.epochs", 1, True), ("train.batch_size", 1, True), ("train.lr", 0, False), ("train.step_size", 1, True),
@@ -248,13 +244,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Defaults, then the YAML file, then overrides, in that order; values are checked at the end."""
     cfg = TrainConfig()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            values = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ValueError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
+        values = read_yaml(path, "config file")
+        if values is not None and not isinstance(values, dict):
+            raise ValueError(f"config file {path} must hold a mapping (section: {{key: value}}), "
+                             f"not a {type(values).__name__}")
         _update(cfg, values or {}, "")
     for text in overrides or []:
         _update(cfg, parse_override(text), "")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import save_model
+from .checkpoint import load_torch_file, save_model
+from .errors import first_line
 from .models import DepthConfig, DepthNet, StrengthenedPoseNet, list_models, model_config
 
 log = logging.getLogger("spidepth.convert")
@@ -88,10 +89,13 @@ def convert(weights_dir: str | Path, out: str | Path, model: str | None = None,
     for name in ("encoder", "depth"):
         if not files[name].is_file():
             raise FileNotFoundError(f"{files[name]} not found (expected the authors' weights_N folder)")
-    enc = torch.load(files["encoder"], map_location="cpu", weights_only=True)
+    enc = _weights(files["encoder"])
     state = {**_rename(enc, UNET_KEYS, "encoder.pth"),
-             **_rename(torch.load(files["depth"], map_location="cpu", weights_only=True), DEPTH_HEAD_KEYS, "depth.pth")}
-    shapes = head_config(state)
+             **_rename(_weights(files["depth"]), DEPTH_HEAD_KEYS, "depth.pth")}
+    try:
+        shapes = head_config(state)
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f"{files['depth']}: not the authors' depth-head layout (no {first_line(exc)})") from None
     candidates = _candidates(model, shapes)
     if not candidates:
         raise ValueError(f"no registered model has these shapes {shapes}; name one with --model")
@@ -115,11 +119,19 @@ def convert(weights_dir: str | Path, out: str | Path, model: str | None = None,
     raise ValueError("weights do not fit: " + "; ".join(errors))
 
 
+def _weights(path: Path) -> dict:
+    """One of the authors' .pth files: a dict of tensors (plus a few numbers), read without running code."""
+    state = load_torch_file(path, "weights file")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds a {type(state).__name__}, not a dict of weights (the authors' layout)")
+    return state
+
+
 def _pose(path: Path) -> dict:
     """Pose weights (kept for fine-tuning) when they fit the strengthened ResNet-18 pose net."""
     if not path.is_file():
         return {}
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = _weights(path)
     net = StrengthenedPoseNet("resnet18")
     aligned = align_keys(state, net.state_dict())
     problem = first_mismatch(aligned, net.state_dict())

@@ -1,6 +1,8 @@
 """Evaluation of a model against ground-truth depth (synthetic world and folder sources)."""
 from __future__ import annotations
 
+import logging
+
 import cv2
 import numpy as np
 from tqdm import tqdm
@@ -11,6 +13,10 @@ from .inference.predictor import NO_UNCERTAINTY
 from .metrics import EVAL_MAX_DEPTH, EVAL_MIN_DEPTH, depth_errors, evaluated_pixels, mean_errors
 from .scale import ScaleEstimator
 from .sparsification import Sparsification
+
+log = logging.getLogger("spidepth.evaluate")
+
+MIN_GT_PIXELS = 100  # a frame is scored only with at least this many valid ground-truth pixels
 
 
 def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True,
@@ -26,7 +32,7 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True,
     ``bands``: add each image's evaluated pixels to each (error per band of true depth, of image rows).
     Returns the metrics plus ``scale_std`` (spread of per-image scales, relative).
     """
-    rows, scales = [], []
+    rows, scales, sparse = [], [], 0
     every_frame = camera_height is not None  # the smoothed scale needs every frame in order
     frames = [(s, i) for s in sequences for i in range(0, len(s), 1 if every_frame else every)]
     estimator, current = None, None
@@ -47,7 +53,8 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True,
             if spread is not None:
                 spread = cv2.resize(spread, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_LINEAR)
         mask = (gt > min_depth) & (gt < max_depth)
-        if not mask.any():
+        if mask.sum() < MIN_GT_PIXELS:  # too little truth to score (median scaling alone would fit one pixel)
+            sparse += 1
             continue
         g, p, scale = evaluated_pixels(gt, pred, mask, median_scaling and estimator is None, min_depth, max_depth)
         rows.append(depth_errors(g, p))
@@ -59,7 +66,11 @@ def evaluate_sequences(predictor, sequences: list, median_scaling: bool = True,
             sparsification.add(g, p, spread[mask] * scale)
         scales.append(scale if estimator is None else estimator.scale)
     if not rows:
-        raise ValueError("no frames with ground-truth depth to evaluate")
+        why = (f": {sparse} had fewer than {MIN_GT_PIXELS} valid ground-truth pixels within "
+               f"{min_depth:g}-{max_depth:g} m (too small or too sparse to score)" if sparse else "")
+        raise ValueError(f"no frames with ground-truth depth to evaluate{why}")
+    if sparse:
+        log.warning("skipped %d frame(s) with fewer than %d valid ground-truth pixels", sparse, MIN_GT_PIXELS)
     result = mean_errors(rows)
     result["scale_std"] = float(np.std(scales) / np.mean(scales))
     result["images"] = len(rows)

@@ -5,7 +5,9 @@ import cv2
 import numpy as np
 
 CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 1, "8UC3": 3, "8UC1": 1}
-MAX_PIXELS = 40_000_000
+# A 4096x3072 (12.6 MP) camera and anything smaller; such a frame decodes to 38 MB of RGB. Larger images are
+# refused (compressed ones from their header, before decoding).
+MAX_PIXELS = 4096 * 3072
 
 
 def raw_to_rgb(encoding: str, height: int, width: int, step: int, data, is_bigendian: int = 0,
@@ -85,7 +87,10 @@ def compressed_to_rgb(data, fmt: str = "", max_pixels: int = MAX_PIXELS) -> np.n
     w, h = compressed_size(raw)
     if w * h > max_pixels:
         raise ValueError(f"compressed image {w}x{h} exceeds the {max_pixels} pixel limit (not decoded)")
-    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise ValueError(f"cannot decode compressed image (format {fmt!r}): {str(exc).strip()}") from None
     if img is None:
         raise ValueError(f"cannot decode compressed image (format {fmt!r}, {len(raw)} bytes)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

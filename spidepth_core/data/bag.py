@@ -2,7 +2,9 @@
 for training, and writing camera streams (the sample recording, synthetic bags)."""
 from __future__ import annotations
 
+import logging
 import shutil
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -10,8 +12,11 @@ import cv2
 import numpy as np
 
 from ..cache import cache_dir as default_cache
+from ..errors import first_line
 from ..geometry import valid_intrinsics
 from ..image_codec import message_to_rgb
+
+log = logging.getLogger("spidepth.data")
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 INFO_TYPE = "sensor_msgs/msg/CameraInfo"
@@ -27,9 +32,32 @@ def decode_image(msg) -> np.ndarray:
     return message_to_rgb(msg)
 
 
-def list_topics(path: str | Path) -> dict[str, str]:
+@contextmanager
+def open_bag(path: str | Path) -> Iterator[Any]:
+    """An open ``rosbags`` AnyReader. A bag that cannot be opened or read to its end (truncated, corrupt,
+    not a bag) raises one ValueError naming it, instead of the reader's or the storage library's own error."""
     from rosbags.highlevel import AnyReader
-    with AnyReader([Path(path)], default_typestore=_typestore()) as reader:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"bag not found: {path}")
+    try:
+        reader = AnyReader([path], default_typestore=_typestore())
+        reader.open()
+    except Exception as exc:
+        raise ValueError(f"cannot open bag {path}: {first_line(exc)}") from exc
+    try:
+        yield reader
+    except (ValueError, OSError):  # ours (a missing topic, a bad frame) or the disk's: already clear
+        raise
+    except Exception as exc:
+        raise ValueError(f"bag {path} is truncated or corrupt: {first_line(exc)}") from exc
+    finally:
+        with suppress(Exception):
+            reader.close()
+
+
+def list_topics(path: str | Path) -> dict[str, str]:
+    with open_bag(path) as reader:
         return {c.topic: c.msgtype for c in reader.connections}
 
 
@@ -40,16 +68,7 @@ def read_camera(path: str | Path, image_topic: str, info_topic: str | None = Non
     Image messages give rgb; CameraInfo messages give K (None if zero). Raises with the bag's
     topic list when a topic is missing.
     """
-    from rosbags.highlevel import AnyReader
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"bag not found: {path}")
-    try:
-        reader = AnyReader([path], default_typestore=_typestore())
-        reader.open()
-    except Exception as exc:
-        raise ValueError(f"cannot open bag {path}: {exc}") from exc
-    try:
+    with open_bag(path) as reader:
         topics = {c.topic: c.msgtype for c in reader.connections}
         wanted = [t for t in (image_topic, info_topic) if t]
         for topic in wanted:
@@ -59,20 +78,13 @@ def read_camera(path: str | Path, image_topic: str, info_topic: str | None = Non
         if topics[image_topic] not in IMAGE_TYPES:
             raise ValueError(f"{image_topic} is {topics[image_topic]}, not an Image or CompressedImage")
         conns = [c for c in reader.connections if c.topic in wanted]
-        try:
-            for conn, stamp, raw in reader.messages(connections=conns):
-                msg: Any = reader.deserialize(raw, conn.msgtype)
-                if conn.topic == image_topic:
-                    yield stamp, decode_image(msg), None, msg
-                else:
-                    K = np.asarray(msg.k, np.float64).reshape(3, 3)
-                    yield stamp, None, (K if valid_intrinsics(K) else None), msg
-        except ValueError:
-            raise
-        except Exception as exc:
-            raise ValueError(f"bag {path} is truncated or corrupt: {exc}") from exc
-    finally:
-        reader.close()
+        for conn, stamp, raw in reader.messages(connections=conns):
+            msg: Any = reader.deserialize(raw, conn.msgtype)
+            if conn.topic == image_topic:
+                yield stamp, decode_image(msg), None, msg
+            else:
+                K = np.asarray(msg.k, np.float64).reshape(3, 3)
+                yield stamp, None, (K if valid_intrinsics(K) else None), msg
 
 
 def find_bags(path: str | Path) -> list[Path]:
@@ -98,12 +110,10 @@ DEPTH_MATCH_NS = 20_000_000  # a depth frame pairs with the image stamped within
 
 def _index_depth(bag: Path, depth_topic: str, folder: Path) -> np.ndarray:
     """Write every depth frame of ``depth_topic`` as <header stamp ns>.npy (metres); sorted stamps."""
-    from rosbags.highlevel import AnyReader
-
     from ..image_codec import depth_to_metres
     folder.mkdir(parents=True, exist_ok=True)
     stamps = []
-    with AnyReader([bag], default_typestore=_typestore()) as reader:
+    with open_bag(bag) as reader:
         conns = [c for c in reader.connections if c.topic == depth_topic]
         if not conns:
             listing = ", ".join(sorted({c.topic for c in reader.connections}))
@@ -144,6 +154,7 @@ def decode_bag(bag: Path, out: Path, image_topic: str, info_topic: str | None, i
 
     from .intrinsics import load_intrinsics
     if (out / ".complete").is_file():
+        log.info("%s: reusing its frames decoded earlier into %s (the bag's files are unchanged)", bag, out)
         return out
     out.mkdir(parents=True, exist_ok=True)
     by_stamp = out / ".depth_by_stamp"
@@ -191,6 +202,20 @@ def decode_bag(bag: Path, out: Path, image_topic: str, info_topic: str | None, i
     return out
 
 
+def bag_fingerprint(bag: Path) -> str:
+    """What identifies a recording's contents cheaply: each file's name, size and modification time, and a
+    digest of its metadata.yaml; a bag re-recorded at the same path gets a new fingerprint (and cache)."""
+    import hashlib
+    files = sorted(p for p in bag.rglob("*") if p.is_file()) if bag.is_dir() else [bag]
+    h = hashlib.sha256()
+    for f in files:
+        stat = f.stat()
+        h.update(f"{f.relative_to(bag) if bag.is_dir() else f.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        if f.name == "metadata.yaml":
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 class SubSequence:
     """Frames [start, stop) of a sequence (used for the time split)."""
 
@@ -223,7 +248,7 @@ def bag_sequences(path: str | Path, image_topic: str | None, info_topic: str | N
     train: list[FolderSequence | SubSequence] = []
     val: list[FolderSequence | SubSequence] = []
     for bag in find_bags(path):
-        key = f"{bag.resolve()}|{image_topic}|{info_topic}|{intrinsics}|{min_motion}"
+        key = f"{bag.resolve()}|{bag_fingerprint(bag)}|{image_topic}|{info_topic}|{intrinsics}|{min_motion}"
         tag = hashlib.sha256((key + (f"|{depth_topic}" if depth_topic else "")).encode())
         cache = Path(cache_dir or default_cache("bags")) / f"{bag.name}-{tag.hexdigest()[:10]}"
         seq = FolderSequence(decode_bag(bag, cache, image_topic, info_topic, intrinsics, min_motion, depth_topic))

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from ..image_codec import MAX_PIXELS, compressed_to_rgb
 from .intrinsics import load_intrinsics
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
@@ -31,11 +32,17 @@ def list_images(folder: Path) -> list[Path]:
                   key=_natural_key)
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"cannot read image {path} (missing, empty or not an image)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+def read_rgb(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """A PNG or JPEG file -> HxWx3 uint8 RGB; its size is read from its header and checked against
+    ``max_pixels`` before the pixels are decoded."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    try:
+        return compressed_to_rgb(data, Path(path).suffix, max_pixels)
+    except ValueError as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from None
 
 
 def read_depth(path: Path) -> np.ndarray:

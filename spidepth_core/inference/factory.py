@@ -1,7 +1,10 @@
 """Opens the runtime a ``Plan`` names, making its file first where that is needed (export on first use)."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 from .backends import Backend, OnnxRuntimeBackend, TorchBackend
@@ -16,15 +19,31 @@ def prepare(plan: Plan) -> Path:
     if plan.backend == "tensorrt":
         from .tensorrt import import_tensorrt
         import_tensorrt()  # fail before a slow export when TensorRT is missing
-    if plan.export:
-        from ..export import export_onnx
-        assert plan.onnx is not None
-        log.info("exporting %s to ONNX for %s: %s", plan.model, plan.backend, plan.onnx)
-        export_onnx(plan.model, plan.onnx)
-    if plan.backend == "tensorrt" and plan.onnx is not None:
+    onnx = _export(plan.model, plan.onnx) if plan.export else plan.onnx
+    if plan.backend == "tensorrt" and onnx is not None:
         from .tensorrt import engine_for_onnx
-        return engine_for_onnx(plan.onnx)
-    return plan.onnx or plan.model
+        return engine_for_onnx(onnx)
+    return onnx or plan.model
+
+
+def _export(checkpoint: Path, onnx: Path | None) -> Path:
+    """Export ``checkpoint`` into the cache at ``onnx``; where the cache cannot be written (read-only, not a
+    folder), into a folder of this user's under the system's temp folder instead, with a warning."""
+    from ..checkpoint import remove_stale_temps
+    from ..export import export_onnx
+    assert onnx is not None
+    if onnx.parent.is_dir():
+        with contextlib.suppress(OSError):
+            remove_stale_temps(onnx.parent)  # left by an export that was killed
+    log.info("exporting %s to ONNX: %s", checkpoint, onnx)
+    try:
+        return export_onnx(checkpoint, onnx)
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / f"spidepth-{os.getuid()}" / "onnx" / onnx.name
+        log.warning("%s; using %s instead (set SPIDEPTH_CACHE to a writable folder)", exc, fallback.parent)
+        if fallback.is_file():
+            return fallback
+        return export_onnx(checkpoint, fallback)
 
 
 def open_backend(plan: Plan, device: str | None = None) -> Backend:

@@ -96,7 +96,8 @@ def camera_path(seed: int, frames: int, stops: bool = False, mount_height: float
     tau = np.concatenate([[0.0], np.cumsum(moving[:-1])]) / FPS
     z = np.concatenate([[0.0], np.cumsum(speed[:-1] / FPS)])
     x = 1.6 + 0.3 * np.sin(2 * np.pi * tau / rng.uniform(5, 10) + rng.uniform(0, 6))
-    yaw = np.arctan2(np.gradient(x), np.maximum(np.gradient(z), 1e-3)) + 0.01 * np.sin(tau * 1.3)
+    dx, dz = (np.gradient(x), np.gradient(z)) if frames > 1 else (np.zeros(1), np.ones(1))  # one frame: ahead
+    yaw = np.arctan2(dx, np.maximum(dz, 1e-3)) + 0.01 * np.sin(tau * 1.3)
     for i in range(1, frames):
         if moving[i] == 0 or moving[i - 1] == 0:
             yaw[i] = yaw[i - 1]  # heading holds while halted

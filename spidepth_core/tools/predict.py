@@ -10,6 +10,7 @@ from tqdm import tqdm
 from ..data.folder import list_images, read_rgb
 from ..data.intrinsics import load_intrinsics
 from ..geometry import resize_intrinsics
+from ..image_codec import MAX_PIXELS
 from ..inference import Predictor
 from ..inference.predictor import NO_UNCERTAINTY
 from ..pipeline import DepthPolicy, fallback_intrinsics
@@ -32,11 +33,13 @@ def write_depth(out_dir: Path, stem: str, depth: np.ndarray, image: np.ndarray |
 
 def predict_path(input_path: str | Path, output: str | Path, model: str | None = None,
                  backend: str = "auto", policy: DepthPolicy | None = None,
-                 intrinsics: str | None = None, uncertainty: bool = False) -> tuple[int, list[tuple[Path, str]]]:
+                 intrinsics: str | None = None, uncertainty: bool = False,
+                 max_pixels: int = MAX_PIXELS) -> tuple[int, list[tuple[Path, str]]]:
     """Depth for one image or every image of a folder (in name order), with the node's scale and range
     ``policy`` (default: unscaled, unmasked). ``intrinsics``: a YAML for the camera_height policy's ground
     fit (default: KITTI's normalised intrinsics). ``uncertainty``: also write each pixel's uncertainty.
-    Unreadable images are skipped: returns (images written, [(skipped image, reason)])."""
+    Images that cannot be read or exceed ``max_pixels`` (checked from the file's header, before decoding) are
+    skipped: returns (images written, [(skipped image, reason)]); a single image raises instead."""
     src = Path(input_path)
     if src.is_dir():
         files = list_images(src)
@@ -53,7 +56,7 @@ def predict_path(input_path: str | Path, output: str | Path, model: str | None =
     skipped: list[tuple[Path, str]] = []
     for path in tqdm(files, desc="predict", unit="img", disable=len(files) < 2):
         try:
-            image = read_rgb(path)
+            image = read_rgb(path, max_pixels)
         except ValueError as exc:
             if src.is_file():
                 raise
