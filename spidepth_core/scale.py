@@ -1,11 +1,16 @@
 """Scale policies for scale-ambiguous self-supervised depth: none, fixed, camera_height."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .pointcloud import depth_to_points
 
 POLICIES = ("none", "fixed", "camera_height")
+# One frame's ground fit may move the running camera_height scale by at most this factor (before smoothing):
+# a single bad frame (a wrong CameraInfo, a truck filling the ground rows) cannot wreck the estimate.
+MAX_STEP = 2.0
 
 
 def _plane(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +69,10 @@ class ScaleEstimator:
                  smoothing: float = 0.9, ground_rows: float = 0.3) -> None:
         if policy not in POLICIES:
             raise ValueError(f"scale policy must be one of {POLICIES}, got {policy!r}")
-        if depth_scale <= 0 or camera_height <= 0 or not 0 <= smoothing < 1:
-            raise ValueError("depth_scale and camera_height must be > 0 and smoothing in [0, 1)")
+        if not (math.isfinite(depth_scale) and depth_scale > 0 and math.isfinite(camera_height) and camera_height > 0
+                and 0 <= smoothing < 1):
+            raise ValueError(f"depth_scale ({depth_scale}) and camera_height ({camera_height}) must be finite and "
+                             f"> 0, and smoothing ({smoothing}) in [0, 1)")
         self.policy, self.camera_height, self.smoothing = policy, camera_height, smoothing
         self.ground_rows = ground_rows
         self.scale = depth_scale if policy == "fixed" else 1.0
@@ -83,6 +90,8 @@ class ScaleEstimator:
         if height is None or height <= 0:
             return self.scale
         target = self.camera_height / height
+        if self.estimated:
+            target = min(max(target, self.scale / MAX_STEP), self.scale * MAX_STEP)
         self.scale = target if not self.estimated else self.smoothing * self.scale + (1 - self.smoothing) * target
         self.estimated = True
         return self.scale

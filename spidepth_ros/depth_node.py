@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - Humble
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from spidepth_core.camera_check import IntrinsicsGuard
 from spidepth_core.errors import first_line
 from spidepth_core.geometry import resize_intrinsics
 from spidepth_core.inference import Predictor, validate_model_file
@@ -81,13 +82,16 @@ class DepthNode(Node):
         self.predictor = self._load(self.p["model_path"])
         self.model_status = "ok"
         self._swap_lock = threading.Lock()
+        self._swapping: str | None = None  # the model_path being loaded in the background
         self.policy = self._make_policy(self.p)
         self._last_seq: dict = {}
         self._make_io()
         self._info: tuple[CameraInfo, np.ndarray, float] | None = None  # message, its K, arrival
         self._infos: deque[tuple[CameraInfo, np.ndarray]] = deque(maxlen=30)  # recent ones, for exact sync
         self._pending: tuple | None = None  # exact sync: the newest image still waiting for its camera_info
-        self.unmatched = 0
+        self.unmatched = self.stale = self.refused_info = 0
+        self._guard = IntrinsicsGuard()
+        self._newest_arrival = float("-inf")  # arrival time of the newest frame processed
         self._said: set[str] = set()  # warnings given once
         self.rates = {"in": _Rate(), "out": _Rate()}
         self.latencies: deque = deque(maxlen=50)
@@ -127,6 +131,7 @@ class DepthNode(Node):
 
     def _load(self, path: str) -> Predictor:
         predictor = Predictor(path or None, self.p["backend"], self.p["device"] or None)
+        predictor.warm_up()  # a file that loads but cannot run fails here, not on every camera frame
         self.get_logger().info(f"model {predictor.model_path} on {predictor.backend.name} "
                                f"({predictor.backend_reason}), input {predictor.input_size}")
         return predictor
@@ -138,13 +143,15 @@ class DepthNode(Node):
         except Exception as exc:
             self.model_status = f"swap to {path} failed: {first_line(exc)}"
             self.get_logger().error(f"model swap failed, keeping the old model: {first_line(exc)}")
-            self.set_parameters([Parameter("model_path", value=previous)])
+            with self._swap_lock:
+                self._swapping = None
+            self.set_parameters([Parameter("model_path", value=previous)])  # the parameter names the served model
         else:
             self.predictor = new  # one reference assignment: the worker picks it up on its next frame
             self.model_status = f"swapped to {path}"
             self.get_logger().info(f"now serving {path}")
-        finally:
-            self._swap_lock.release()
+            with self._swap_lock:
+                self._swapping = None
 
     def _start_swap(self, path: str) -> str | None:
         """Reason to reject the new model_path, or None after starting the background load."""
@@ -152,8 +159,10 @@ class DepthNode(Node):
             validate_model_file(path or self._default_model(), self.p["backend"], self.p["device"] or None)
         except (OSError, ValueError, RuntimeError) as exc:
             return f"model_path rejected, keeping the current model: {first_line(exc)}"
-        if not self._swap_lock.acquire(blocking=False):
-            return "a model swap is already in progress"
+        with self._swap_lock:
+            if self._swapping is not None:
+                return f"a model swap to {self._swapping!r} is in progress; set model_path when it has finished"
+            self._swapping = path
         threading.Thread(target=self._swap_model, args=(path, self.p["model_path"]), daemon=True).start()
         return None
 
@@ -180,10 +189,19 @@ class DepthNode(Node):
             return SetParametersResult(successful=False, reason="min_depth must be below max_depth")
         # Last, once everything else in this call is accepted: a rejected update must not swap the model.
         path = new["model_path"]
-        if path != self.p["model_path"] and str(self.predictor.model_path) != str(Path(path or self._default_model())):
-            reason = self._start_swap(path)
-            if reason:
-                return SetParametersResult(successful=False, reason=reason)
+        if path != self.p["model_path"]:
+            with self._swap_lock:
+                busy = self._swapping
+            if busy is not None:  # the parameter must keep naming what will be served
+                return SetParametersResult(successful=False, reason=f"a model swap to {busy!r} is in progress; "
+                                           "set model_path again when it has finished")
+            if str(self.predictor.model_path) != str(Path(path or self._default_model())):
+                reason = self._start_swap(path)
+                if reason:
+                    return SetParametersResult(successful=False, reason=reason)
+        if new["camera_info_sync"] != "exact" and self._pending is not None:
+            self._pending = None  # an image waiting for its camera_info would now come out after newer ones
+            self.unmatched += 1
         if any(new[k] != self.p[k] for k in ("scale_policy", "depth_scale", "camera_height", "scale_smoothing")):
             self.policy = self._make_policy(new)
         else:  # the range and output size change; the scale estimate carries on
@@ -251,7 +269,7 @@ class DepthNode(Node):
             return
         self._info = (msg, K, time.monotonic())
         self._infos.append((msg, K))
-        if self._pending is not None:  # exact sync: the image that waited for this camera_info
+        if self._pending is not None and self.p["camera_info_sync"] == "exact":  # the image that waited for it
             entry = self._info_for(self._pending[0].header.stamp)
             if entry is not None:
                 (image, arrived), self._pending = self._pending, None
@@ -268,7 +286,14 @@ class DepthNode(Node):
             info, K = entry
             if (info.height, info.width) != hw and info.height and info.width:
                 K = resize_intrinsics(K, (info.height, info.width), hw)
-            return K, info
+            problem = self._guard.accept(K, hw)
+            if problem is None:
+                return K, info
+            self.refused_info += 1
+            self._log_throttled(f"camera_info refused: {problem}")
+            good = self._guard.last_good(hw)
+            if good is not None:
+                return good, None
         K = fallback_intrinsics(hw, self.p["fx"], self.p["fy"], self.p["cx"], self.p["cy"])
         self._warn_once(f"no usable camera_info: using intrinsics parameters fx={K[0, 0]:.1f} "
                         f"fy={K[1, 1]:.1f} cx={K[0, 2]:.1f} cy={K[1, 2]:.1f}")
@@ -281,6 +306,10 @@ class DepthNode(Node):
 
     # -- work ----------------------------------------------------------------------
     def _handle(self, msg, arrived: float, entry: tuple[CameraInfo, np.ndarray] | None = None) -> None:
+        if arrived < self._newest_arrival:  # a newer frame is out already: time must not go backwards on depth
+            self.stale += 1
+            return
+        self._newest_arrival = arrived
         try:
             self.process(msg, arrived, entry)
         except ValueError as exc:
@@ -292,6 +321,10 @@ class DepthNode(Node):
         """Count it, keep it for /diagnostics, and log each distinct reason at most every 5 s."""
         self.errors += 1
         self.last_error = text
+        self._log_throttled(text)
+
+    def _log_throttled(self, text: str) -> None:
+        """Log ``text`` unless the same reason (numbers aside) was logged in the last 5 s."""
         reason = re.sub(r"\d+", "#", text)  # sizes and lengths vary; the reason does not
         now = time.monotonic()
         if now - self._error_said.get(reason, -1e9) >= ERROR_LOG_PERIOD:
@@ -358,6 +391,7 @@ class DepthNode(Node):
         values = {"input_rate_hz": f"{in_hz:.2f}", "output_rate_hz": f"{out_hz:.2f}", "latency_ms": f"{latency:.1f}",
                   "backend": self.predictor.backend.name, "dropped_frames": str(self.dropped),
                   "bad_frames": str(self.errors), "unmatched_frames": str(self.unmatched),
+                  "stale_frames": str(self.stale), "refused_camera_info": str(self.refused_info),
                   "scale_policy": self.p["scale_policy"],
                   "scale": f"{self.policy.scale.scale:.4f}", "model": str(self.predictor.model_path),
                   "model_status": self.model_status, "last_error": self.last_error}

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
+from spidepth_core.image_codec import MAX_PIXELS
+
 PACKAGE = "spidepth_ros"
 
 # name: (default, description, range or choices, read_only)
@@ -41,7 +43,8 @@ PARAMETERS = {
     "fy": (0.0, "fallback focal length y; 0 = 1.92 x height (KITTI's normalised intrinsics)", (0.0, 1e6), False),
     "cx": (0.0, "fallback principal point x; 0 = width / 2", (0.0, 1e6), False),
     "cy": (0.0, "fallback principal point y; 0 = height / 2", (0.0, 1e6), False),
-    "max_image_pixels": (40_000_000, "larger images are rejected", (1, 400_000_000), True),
+    "max_image_pixels": (MAX_PIXELS, "larger images are rejected (default 4096x3072); compressed ones before "
+                         "decoding", (1, 400_000_000), True),
 }
 
 

@@ -12,13 +12,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_node(params: dict, extra: list[str] | None = None, log: Path | None = None) -> subprocess.Popen:
+def start_node(params: dict, extra: list[str] | None = None, log: Path | None = None,
+               env: dict | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "spidepth_ros.depth_node", "--ros-args", "--params-file",
            str(ROOT / "config" / "depth.yaml")]
     for k, v in params.items():
         cmd += ["-p", f"{k}:={v}"]
     cmd += extra or []
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     out = open(log, "w") if log else subprocess.DEVNULL
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -41,7 +42,7 @@ def rss_mb(pid: int) -> float:
 class Client:
     """A test-side node: publishes camera topics, records what the depth node sends back."""
 
-    def __init__(self, name: str = "test_client") -> None:
+    def __init__(self, name: str = "test_client", namespace: str = "") -> None:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import qos_profile_sensor_data
@@ -49,7 +50,7 @@ class Client:
         self.rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
+        self.node = rclpy.create_node(name, namespace=namespace, context=self.context)
         self.executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.pub_image = self.node.create_publisher(Image, "image", qos_profile_sensor_data)

@@ -52,8 +52,16 @@ def test_compressed_size_is_read_before_decoding():
     bomb = png_bomb(12000)
     assert len(bomb) < 100_000 and compressed_size(bomb) == (12000, 12000)
     assert cv2.imdecode(np.frombuffer(bomb, np.uint8), cv2.IMREAD_GRAYSCALE).shape == (12000, 12000)  # real
-    with pytest.raises(ValueError, match="12000x12000 exceeds the 40000000 pixel limit"):
+    with pytest.raises(ValueError, match="12000x12000 exceeds the 12582912 pixel limit"):
         conv.image_to_rgb(CompressedImage(format="png", data=bomb))
+    # The node's default limit fits a 4096x3072 camera and refuses a 5 KB PNG of 25 MP (over 225 MB decoded).
+    from spidepth_ros.params import PARAMETERS
+    limit = PARAMETERS["max_image_pixels"][0]
+    assert 4096 * 3072 <= limit < 5000 * 5000
+    with pytest.raises(ValueError, match="5000x5000 exceeds"):
+        conv.image_to_rgb(CompressedImage(format="png", data=png_bomb(5000)), limit)
+    camera = cv2.imencode(".jpg", np.zeros((3072, 4096, 3), np.uint8))[1].tobytes()
+    assert conv.image_to_rgb(CompressedImage(format="jpeg", data=camera), limit).shape == (3072, 4096, 3)
     with pytest.raises(ValueError, match="neither PNG nor JPEG"):
         conv.image_to_rgb(CompressedImage(format="bmp", data=cv2.imencode(".bmp", rgb)[1].tobytes()))
     with pytest.raises(ValueError, match="no frame header"):

@@ -89,7 +89,8 @@ def test_exact_camera_info_sync_pairs_by_stamp(tiny_checkpoint, tmp_path):
     proc = start_node({"model_path": str(tiny_checkpoint), "backend": "torch", "camera_info_sync": "exact"},
                       extra=["-r", "__node:=depth_node_sync"], log=tmp_path / "log")
     client = Client("test_client_sync")
-    K_a, K_b = K_CAM, K_CAM * [[2.0], [2.0], [1.0]]  # two calibrations, told apart by the focal length
+    # two calibrations, told apart by the focal length (10% apart: a larger jump is held until it repeats)
+    K_a, K_b = K_CAM, K_CAM * [[1.1], [1.1], [1.0]]
 
     def send(msg):
         if hasattr(msg, "encoding"):

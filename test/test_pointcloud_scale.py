@@ -100,3 +100,22 @@ def test_camera_height_evaluation_recovers_metric_depth(world_dir, capsys):
     assert plain["abs_rel"] == pytest.approx(0.75, abs=1e-3)
     assert fitted["abs_rel"] < 0.05  # the ground fit finds the factor from each sequence's known height
     assert evaluate_sequences(_QuarterDepth(seqs), seqs, camera_height=1.0)["abs_rel"] > 0.2  # a wrong height
+
+
+def test_intrinsics_guard_refuses_the_implausible_and_holds_a_jump_until_it_repeats():
+    from spidepth_core.camera_check import IntrinsicsGuard, intrinsics_problem
+    hw = (480, 640)
+    K = np.array([[457.0, 0, 320], [0, 457.0, 240], [0, 0, 1]])  # 70 deg horizontal
+    assert intrinsics_problem(K, hw) is None
+    for bad, why in (([[1e9, 0, 320], [0, 1e9, 240], [0, 0, 1]], "focal lengths"),
+                     ([[457.0, 0, 5000], [0, 457.0, 240], [0, 0, 1]], "principal point"),
+                     ([[0.0, 0, 320], [0, 457.0, 240], [0, 0, 1]], "positive")):
+        assert why in intrinsics_problem(np.array(bad), hw)
+    guard = IntrinsicsGuard(confirm=3)
+    assert guard.accept(K, hw) is None
+    assert guard.accept(K * [[1.05], [1.05], [1]], hw) is None  # a small re-calibration passes at once
+    zoomed = K * [[2.0], [2.0], [1]]
+    assert "held" in guard.accept(zoomed, hw) and "held" in guard.accept(zoomed, hw)
+    assert np.allclose(guard.last_good(hw), K * [[1.05], [1.05], [1]])
+    assert guard.accept(zoomed, hw) is None  # the third frame in a row: a real zoom, accepted
+    assert np.allclose(guard.last_good((240, 320)), zoomed / [[2], [2], [1]])  # at another image size

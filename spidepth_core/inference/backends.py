@@ -33,11 +33,36 @@ class Backend(Protocol):
         ...
 
 
+MAX_INPUT_SIDE = 4096            # network input sides a model may declare (ConvNeXt-L's 320x1024 is far below)
+MAX_INPUT_PIXELS = 2048 * 2048
+
+
 def check_metadata(meta: dict, source: str) -> dict:
+    """The metadata, checked: the keys every backend needs, and an input size a network can run at."""
     missing = [k for k in REQUIRED_METADATA if k not in meta]
     if missing:
         raise ValueError(f"{source} has no spidepth metadata {missing}: re-export it with `spidepth export`")
+    size = meta["input_size"]
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)):
+        raise ValueError(f"{source}: metadata input_size must be [height, width], got {size!r}")
+    h, w = size
+    if not (8 <= h <= MAX_INPUT_SIDE and 8 <= w <= MAX_INPUT_SIDE and h * w <= MAX_INPUT_PIXELS):
+        raise ValueError(f"{source}: metadata input_size {h}x{w} is outside 8-{MAX_INPUT_SIDE} px per side "
+                         f"and {MAX_INPUT_PIXELS} pixels")
     return meta
+
+
+def check_onnx_io(inputs: dict[str, list], outputs: set[str], meta: dict, source: str) -> None:
+    """The graph's interface is the one the Predictor feeds: input ``image`` [1,3,H,W] at the metadata's
+    input_size and a ``depth`` output. ``inputs``: name -> shape (None or a name for a dynamic dimension)."""
+    if "image" not in inputs or "depth" not in outputs:
+        raise ValueError(f"{source}: the graph needs input 'image' and output 'depth'; it has inputs "
+                         f"{sorted(inputs)} and outputs {sorted(outputs)} (export it with `spidepth export`)")
+    expected = [1, 3, *meta["input_size"]]
+    shape = list(inputs["image"])
+    if len(shape) != 4 or any(isinstance(s, int) and s != e for s, e in zip(shape, expected)):
+        raise ValueError(f"{source}: input 'image' has shape {shape}, but the metadata says {expected}")
 
 
 class TorchBackend:
@@ -101,6 +126,8 @@ class OnnxRuntimeBackend:
         self.session = ort.InferenceSession(str(path), opts, providers=providers)
         self.provider = self.session.get_providers()[0]
         self.metadata = onnx_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
+        check_onnx_io({i.name: i.shape for i in self.session.get_inputs()},
+                      {o.name for o in self.session.get_outputs()}, self.metadata, str(path))
         self.has_uncertainty = "uncertainty" in {o.name for o in self.session.get_outputs()}
 
     def run(self, x: np.ndarray) -> np.ndarray:

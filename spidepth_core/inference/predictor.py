@@ -46,6 +46,16 @@ class Predictor:
         self.input_size = tuple(int(v) for v in meta["input_size"])
         self.depth_range = tuple(float(v) for v in meta["depth_range"])
 
+    def warm_up(self) -> None:
+        """One inference on a grey frame: a file that loads but cannot run (a renamed tensor, a graph that
+        does not fit its metadata) fails here with the runtime's reason, and the first real frame does not
+        pay the runtime's start-up."""
+        h, w = self.input_size
+        depth = self.backend.run(np.full((1, 3, h, w), 0.5, np.float32))
+        if depth.shape != (1, 1, h, w):
+            raise ValueError(f"{self.model_path}: the depth output has shape {list(depth.shape)}, "
+                             f"expected {[1, 1, h, w]}")
+
     def preprocess(self, image: np.ndarray, bgr: bool = False) -> np.ndarray:
         """HxWx3 uint8 -> [1,3,h,w] float32 RGB [0,1] at the model's size."""
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

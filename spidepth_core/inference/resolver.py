@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..checkpoint import file_sha256
-from .backends import onnx_file_metadata
+from .backends import check_onnx_io, onnx_file_metadata
 
 log = logging.getLogger("spidepth.inference")
 
@@ -141,7 +141,12 @@ def validate_model_file(model: str | Path, backend: str = "auto", device: str | 
             onnx.checker.check_model(proto)
         except Exception as exc:
             raise ValueError(f"{model} is not a valid ONNX model: {exc}") from exc
-        onnx_file_metadata(proto, str(model))
+        meta = onnx_file_metadata(proto, str(model))
+        initialisers = {t.name for t in proto.graph.initializer}
+        inputs = {i.name: [d.dim_value if d.HasField("dim_value") else d.dim_param
+                           for d in i.type.tensor_type.shape.dim]
+                  for i in proto.graph.input if i.name not in initialisers}
+        check_onnx_io(inputs, {o.name for o in proto.graph.output}, meta, str(model))
     else:
         from .tensorrt import read_sidecar
         read_sidecar(model)
