@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .camera_space import KITTI_FY, focal_factor
 from .geometry import pooled_intrinsics, pose_to_matrix, warp
 from .losses import PhotometricLoss, min_reprojection, scale_invariant_l1, silog_loss, smoothness
 
@@ -60,17 +61,23 @@ class SupervisedOutput:
         return {"loss": self.loss.item(), "silog": self.loss.item()}
 
 
+def _factor(K: torch.Tensor, height: int, canonical: float) -> torch.Tensor:
+    """[B,1,1,1]: each sample's depth factor from the model's canonical camera to its own (camera_space)."""
+    return focal_factor(K.float(), height, canonical).view(-1, 1, 1, 1)
+
+
 class SupervisedObjective(nn.Module):
     """Metric fine-tuning: SILog against GT depth (pixels with min < gt < max)."""
 
-    def __init__(self, min_depth: float = 1e-3, max_depth: float = 80.0) -> None:
+    def __init__(self, min_depth: float = 1e-3, max_depth: float = 80.0, canonical_fy: float = KITTI_FY) -> None:
         super().__init__()
-        self.min_depth, self.max_depth = min_depth, max_depth
+        self.min_depth, self.max_depth, self.canonical_fy = min_depth, max_depth, canonical_fy
 
     def forward(self, depth_net: nn.Module, pose_net: nn.Module, batch: dict) -> SupervisedOutput:
         if "depth_gt" not in batch:
             raise ValueError("supervised training needs ground-truth depth in the data (depth/ folders)")
-        depth = depth_net(batch["frames_aug"][:, 0]).float()
+        frames = batch["frames_aug"]
+        depth = depth_net(frames[:, 0]).float() * _factor(batch["K"], frames.shape[-2], self.canonical_fy)
         gt = batch["depth_gt"]
         mask = (gt > self.min_depth) & (gt < self.max_depth)
         return SupervisedOutput(silog_loss(depth, gt, mask), depth)
@@ -133,9 +140,9 @@ class SelfSupervisedObjective(nn.Module):
                  depth_relative_translation: bool = True, stereo_weight: float = 0.0,
                  scales: int = 1, anchor: DepthAnchor | None = None, anchor_weight: float = 0.0,
                  anchor_gate: bool = False, detach_translation_scale: bool = True,
-                 input_size: tuple[int, int] | None = None) -> None:
+                 input_size: tuple[int, int] | None = None, canonical_fy: float = KITTI_FY) -> None:
         super().__init__()
-        self.input_size = input_size
+        self.input_size, self.canonical_fy = input_size, canonical_fy
         if scales < 1:
             raise ValueError(f"photometric scales must be >= 1, got {scales}")
         self.depth_relative_translation = depth_relative_translation
@@ -152,7 +159,8 @@ class SelfSupervisedObjective(nn.Module):
         frames, K = batch["frames"], batch["K"]
         target = frames[:, 0]
         aug = self._network_input(batch["frames_aug"])
-        net_depth = depth_net(aug[:, 0]).float()
+        camera = _factor(K, target.shape[-2], self.canonical_fy)  # the canonical camera's depth -> this camera's
+        net_depth = depth_net(aug[:, 0]).float() * camera
         depth = self._loss_size(net_depth, target)
         sources, transforms = [], []
         t_scale = None
@@ -179,7 +187,7 @@ class SelfSupervisedObjective(nn.Module):
         loss = photo + self.smoothness_weight * smooth
         anchor = weight = None
         if self.anchor is not None:
-            reference = self._loss_size(self.anchor.reference(aug[:, 0]), target)
+            reference = self._loss_size(self.anchor.reference(aug[:, 0]) * camera, target)
             if self.anchor_gate:
                 weight = self._anchor_gate(target, sources, depth, reference, K, transforms, reprojection)
             anchor = scale_invariant_l1(depth, reference, weight)

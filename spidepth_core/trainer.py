@@ -176,7 +176,8 @@ class Trainer:
         if t.warmup_steps < 0:
             raise ValueError(f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
         if t.supervised:
-            self.objective = SupervisedObjective(self.depth_cfg.min_depth, self.depth_cfg.max_depth)
+            self.objective = SupervisedObjective(self.depth_cfg.min_depth, self.depth_cfg.max_depth,
+                                                 self.depth_cfg.canonical_fy)
             self.optimizer = torch.optim.AdamW(self.depth_net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
             total = t.max_steps or t.epochs * max(1, self.steps_per_epoch())
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=t.lr, total_steps=total)
@@ -193,7 +194,8 @@ class Trainer:
                                                  t.depth_relative_translation, t.stereo_weight,
                                                  t.photometric_scales, self._anchor(cfg), t.anchor_weight,
                                                  t.anchor_gate, t.detach_translation_scale,
-                                                 (self.depth_cfg.height, self.depth_cfg.width))
+                                                 (self.depth_cfg.height, self.depth_cfg.width),
+                                                 self.depth_cfg.canonical_fy)
         self.optimizer = torch.optim.Adam(self._parameter_groups(t.lr, t.pose_lr_scale), lr=t.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, t.step_size, t.gamma)
         self.step_scheduler_per_batch = False

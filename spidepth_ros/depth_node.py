@@ -295,8 +295,13 @@ class DepthNode(Node):
             if good is not None:
                 return good, None
         K = fallback_intrinsics(hw, self.p["fx"], self.p["fy"], self.p["cx"], self.p["cy"])
-        self._warn_once(f"no usable camera_info: using intrinsics parameters fx={K[0, 0]:.1f} "
-                        f"fy={K[1, 1]:.1f} cx={K[0, 2]:.1f} cy={K[1, 2]:.1f}")
+        values = f"fx={K[0, 0]:.1f} fy={K[1, 1]:.1f} cx={K[0, 2]:.1f} cy={K[1, 2]:.1f}"
+        if self.p["fx"] or self.p["fy"]:
+            self._warn_once(f"no usable camera_info: using the intrinsics parameters {values}")
+        else:
+            self._warn_once(f"no usable camera_info and no fx/fy parameters: assuming KITTI's normalised camera "
+                            f"({values}; fx 0.58 W, fy 1.92 H). Metric depth and points are right only for such a "
+                            "camera: remap camera_info or set fx, fy, cx, cy")
         return K, None
 
     def _warn_once(self, text: str) -> None:

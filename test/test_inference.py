@@ -65,8 +65,11 @@ def test_predictor_backends_agree(exported):
     assert model_res.depth.shape == (64, 192)
     assert np.allclose(model_res.K, [[150 * 192 / 300, 0, 150 * 192 / 300], [0, 150 * 64 / 100, 50 * 64 / 100],
                                      [0, 0, 1]])
-    bgr = ort.predict(image[..., ::-1].copy(), bgr=True)
+    bgr = ort.predict(image[..., ::-1].copy(), K, bgr=True)
     assert np.allclose(bgr.depth, ort_out.depth)
+    # K rescales depth from the model's canonical camera (fy = 1.92 H) to this one (fy = 1.5 H)
+    canonical = ort.predict(image)
+    assert np.allclose(ort_out.depth, canonical.depth * (1.5 / 1.92), rtol=1e-6)
 
 
 def test_uncertainty_is_the_same_on_every_backend_and_optional(exported, tmp_path):

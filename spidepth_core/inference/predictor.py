@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..camera_space import canonical_fy, focal_factor
 from ..geometry import resize_intrinsics
 from .factory import open_backend
 from .resolver import resolve
@@ -45,6 +46,7 @@ class Predictor:
         meta = self.backend.metadata
         self.input_size = tuple(int(v) for v in meta["input_size"])
         self.depth_range = tuple(float(v) for v in meta["depth_range"])
+        self.canonical_fy = canonical_fy(meta)
 
     def warm_up(self) -> None:
         """One inference on a grey frame: a file that loads but cannot run (a renamed tensor, a graph that
@@ -74,12 +76,18 @@ class Predictor:
 
     def predict(self, image: np.ndarray, K: np.ndarray | None = None, bgr: bool = False,
                 output_size: str = "input", uncertainty: bool = False) -> DepthResult:
-        """Depth for one image. ``output_size``: 'input' (image size) or 'model' (network size).
+        """Depth for one image. ``K``: the camera's intrinsics in the image's pixels; the depth is rescaled
+        from the model's canonical camera to this one (see camera_space); without K the image is taken to be
+        from the canonical camera. ``output_size``: 'input' (image size) or 'model' (network size).
         ``uncertainty``: also the per-pixel uncertainty (None where the model file has no such output)."""
         if output_size not in ("input", "model"):
             raise ValueError(f"output_size must be 'input' or 'model', got {output_size!r}")
         x = self.preprocess(image, bgr)
         depth, spread = self.backend.run_with_uncertainty(x) if uncertainty else (self.backend.run(x), None)
+        if K is not None:
+            factor = np.float32(focal_factor(np.asarray(K, np.float64), image.shape[0], self.canonical_fy))
+            depth = depth * factor
+            spread = None if spread is None else spread * factor
         src = image.shape[:2] if output_size == "input" else depth.shape[2:]
         depth = _fit(depth[0, 0], src)
         K_out = None if K is None else resize_intrinsics(np.asarray(K, np.float64), image.shape[:2], depth.shape)

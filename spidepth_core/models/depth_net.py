@@ -32,6 +32,7 @@ class DepthConfig:
     width: int = 1024
     input_mean: tuple[float, ...] | None = None  # normalisation of the encoder's pretrained weights;
     input_std: tuple[float, ...] | None = None   # None: raw RGB in [0, 1] (random init, authors' ConvNeXt)
+    canonical_fy: float = 1.92  # fy / image height of the camera the depth refers to (see camera_space)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DepthConfig":
