@@ -138,6 +138,11 @@ def _add_synth(sub) -> None:
     p.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m baseline)")
     p.add_argument("--camera-height", type=float, help="camera metres above the ground (default: a car's, 1.5-1.8)")
     p.add_argument("--bag", choices=["sqlite3", "mcap"], help="also write each sequence as a rosbag2")
+    p.add_argument("--variety", action="store_true",
+                   help="a camera drawn per sequence (40-110 deg, 4:3 to KITTI-wide, 0.3-2.5 m up, tilted), more "
+                        "kinds of objects, coloured light and a sensor look (white balance, noise, blur, JPEG)")
+    p.add_argument("--style", choices=["street", "unseen"], default="street",
+                   help="unseen: textures and layouts no training data has (for benchmarks)")
     p.add_argument("--workers", type=int, default=2, help="render processes (0 or 1: in this process)")
     p.set_defaults(func=cmd_synth)
 
@@ -173,6 +178,19 @@ def _add_benchmark(sub) -> None:
     f.add_argument("--output", default="runs/finetune_bench")
     f.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
     f.set_defaults(func=cmd_benchmark_finetune)
+    cams = bsub.add_parser("cameras", help="depth on cameras (field of view, aspect, height) and in a world that "
+                                          "training never saw: median-scaled, no scaling, camera_height policy")
+    cams.add_argument("--model", help="checkpoint / ONNX / engine (default: the bundled model)")
+    cams.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
+    cams.add_argument("--sequences", type=_count, default=2, help="drives per camera (default 2)")
+    cams.add_argument("--frames", type=_count, default=40, help="frames per drive (default 40)")
+    cams.add_argument("--native-aspect", action="store_true",
+                      help="run a checkpoint (--backend torch) at an input size of each camera's aspect instead of "
+                           "squashing every image to the model's size (measures keeping the aspect)")
+    cams.add_argument("--output", default="runs/cameras_bench", help="where the rendered world is kept")
+    cams.add_argument("--workers", type=int, default=2, help="render processes")
+    cams.add_argument("--json", help="also write the figures here")
+    cams.set_defaults(func=cmd_benchmark_cameras)
     lat = bsub.add_parser("latency", help="latency per backend against PyTorch eager, same run")
     lat.add_argument("--model", help="checkpoint (default: bundled); ONNX is exported beside it if missing")
     lat.add_argument("--backends", default="torch,onnxruntime")
@@ -309,19 +327,18 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_synth(args) -> int:
-    from .synth import generate
+    from .synth import Scene, generate
     h, w = _size(args.size)
     seeds = list(range(args.seed, args.seed + args.sequences))
     folders = generate(args.output, seeds, args.frames, h, w, args.workers, args.stops, args.stereo,
-                       args.camera_height)
+                       args.camera_height, Scene(variety=args.variety, style=args.style))
     if args.bag:
         from .data.bag import write_camera_bag
-        from .data.folder import list_images, read_rgb
-        from .geometry import kitti_intrinsics
+        from .data.folder import FolderSequence, list_images, read_rgb
         for folder in folders:
             bag = Path(f"{folder}_{args.bag}")
             if not bag.exists():
-                write_camera_bag(bag, (read_rgb(p) for p in list_images(folder)), kitti_intrinsics(h, w),
+                write_camera_bag(bag, (read_rgb(p) for p in list_images(folder)), FolderSequence(folder).K,
                                  storage=args.bag)
             print(f"bag: {bag}")
     print(f"wrote {len(folders)} sequence(s) to {args.output}")
@@ -348,6 +365,14 @@ def cmd_benchmark_finetune(args) -> int:
                  mount_height=args.camera_height)
     run_benchmark(Path(args.output), model, args.config, [float(f) for f in args.lr_factors.split(",")], world,
                   list(args.overrides))
+    return 0
+
+
+def cmd_benchmark_cameras(args) -> int:
+    from .tools.bench_cameras import run_benchmark
+    report = run_benchmark(Path(args.model) if args.model else None, args.backend, Path(args.output),
+                           args.sequences, args.frames, args.workers, args.native_aspect)
+    _write_json(args.json, report)
     return 0
 
 

@@ -1,6 +1,7 @@
 """The synthetic street world: exact depth and poses for training, tests and benchmarks."""
-from .sequences import generate, render_sequence, write_sequence
+from .camera import Camera
+from .sequences import Scene, generate, render_sequence, write_sequence
 from .world import StreetWorld, camera_path, render
 
-__all__ = ["StreetWorld", "camera_path", "generate", "render", "render_sequence",
+__all__ = ["Camera", "Scene", "StreetWorld", "camera_path", "generate", "render", "render_sequence",
            "write_sequence"]

@@ -76,3 +76,32 @@ def sky(dx: np.ndarray, dy: np.ndarray, dz: np.ndarray, seed: int, tint: np.ndar
     clouds = fractal_noise(az * 8, elev * 8, 1.0, seed)
     base = tint[None, :] * (0.75 + 0.25 * elev[:, None])
     return np.clip(base + 0.35 * np.clip(clouds - 0.45, 0, 1)[:, None], 0, 1)
+
+
+def concrete(x: np.ndarray, z: np.ndarray, seed: int, lanes: tuple[float, ...]) -> np.ndarray:
+    """The unseen style's ground: pale concrete slabs with dark joints, a single yellow centre line and
+    cobbles beyond the kerb (no texture of the training world). Returns Nx3."""
+    n = fractal_noise(x, z, 1.5, seed + 101)
+    grey = 0.5 + 0.15 * n
+    rgb = np.stack([grey * 1.02, grey, grey * 0.94], axis=-1)
+    joint = (np.mod(z, 4.5) < 0.05) | (np.mod(x + 2.0, 4.0) < 0.05)
+    rgb[joint] *= 0.55
+    rgb[np.abs(x) < 0.1] = [0.85, 0.7, 0.15]
+    side = np.abs(x) > 5.3
+    cobble = 0.35 + 0.25 * value_noise(x, z, 0.15, seed + 103)
+    rgb[side] = np.stack([cobble * 1.05, cobble * 0.9, cobble * 0.8], -1)[side]
+    return rgb
+
+
+def brick(a: np.ndarray, y: np.ndarray, base: np.ndarray, seed: int) -> np.ndarray:
+    """The unseen style's walls: running-bond brick with mortar lines and tall narrow windows."""
+    course = np.floor(-y / 0.075)
+    shift = np.where(np.mod(course, 2) == 0, 0.0, 0.11)
+    mortar = (np.mod(-y, 0.075) < 0.012) | (np.mod(a + shift, 0.22) < 0.012)
+    tone = 0.8 + 0.35 * value_noise(np.floor((a + shift) / 0.22), course, 1.0, seed + 5)
+    rgb = base[None, :] * tone[:, None]
+    rgb[mortar] = 0.75
+    wa, wy = np.mod(a, 3.4), np.mod(-y, 3.6)
+    window = (wa > 1.2) & (wa < 2.2) & (wy > 0.6) & (wy < 2.9) & (-y > 1.0)
+    rgb[window] = np.array([0.15, 0.17, 0.2])
+    return rgb

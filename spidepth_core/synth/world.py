@@ -12,11 +12,10 @@ import numpy as np
 
 from . import textures as tex
 
-FACADE, VEHICLE, POLE = 0, 1, 2
+FACADE, VEHICLE, POLE, OTHER, CANOPY = 0, 1, 2, 3, 4  # OTHER: pedestrians, trunks, fences, kerbs (plain colour)
 LANES = (-5.0, 0.0, 5.0)
 FPS = 10.0
-
-
+STYLES = ("street", "unseen")  # unseen: a texture family and layouts that no training data uses (benchmarks)
 
 
 @dataclass
@@ -28,38 +27,29 @@ class Boxes:
 
 
 class StreetWorld:
-    """Random street layout fixed by ``seed``, covering ``length`` metres of road ahead."""
+    """Random street layout fixed by ``seed``, covering ``length`` metres of road ahead.
 
-    def __init__(self, seed: int, length: float = 400.0) -> None:
-        self.seed = seed
+    ``variety``: also crossings and open stretches, pedestrians, trees, fences, kerbs, vans and trucks, and a
+    coloured sun. ``style``: "street" (the training world) or "unseen" (brick and concrete, other street
+    widths and objects: a world that training never sees, for benchmarks).
+    """
+
+    def __init__(self, seed: int, length: float = 400.0, variety: bool = False, style: str = "street") -> None:
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+        self.seed, self.style = seed, style
         rng = np.random.default_rng(seed)
         lo, hi, kind, color = [], [], [], []
 
         def add(low, high, k, c):
             lo.append(low), hi.append(high), kind.append(k), color.append(c)
 
-        for side in (-1, 1):
-            z = -30.0
-            while z < length + 150:
-                seg = rng.uniform(8, 30)
-                if rng.random() < 0.8:
-                    setback, height = rng.uniform(7.0, 14), rng.uniform(4, 18)
-                    x_in, x_out = side * setback, side * (setback + 12)
-                    add([min(x_in, x_out), -height, z], [max(x_in, x_out), 0, z + seg], FACADE,
-                        rng.uniform(0.35, 0.95, 3))
-                z += seg + (rng.uniform(1, 10) if rng.random() < 0.35 else 0.0)
-            z = rng.uniform(0, 10)
-            while z < length + 150:
-                if rng.random() < 0.6:
-                    w, h, car = rng.uniform(1.7, 1.95), rng.uniform(1.35, 1.7), rng.uniform(3.8, 4.8)
-                    xc = side * rng.uniform(4.0, 4.4)
-                    add([xc - w / 2, -h, z], [xc + w / 2, 0, z + car], VEHICLE, rng.uniform(0.1, 0.95, 3))
-                z += rng.uniform(5.5, 20)
-            z = rng.uniform(0, 15)
-            while z < length + 150:
-                xc = side * rng.uniform(5.6, 6.2)
-                add([xc - 0.1, -rng.uniform(4, 7), z], [xc + 0.1, 0, z + 0.2], POLE, np.full(3, 0.5))
-                z += rng.uniform(12, 35)
+        if style == "unseen":
+            _unseen_layout(rng, length, add)
+        else:
+            _street_layout(rng, length, add)
+            if variety:
+                _extra_objects(np.random.default_rng(seed + 7_000_003), length, add)
         self.boxes = Boxes(np.array(lo, float), np.array(hi, float), np.array(kind), np.array(color, float))
         self.sun = np.array([rng.uniform(-0.6, 0.6), -rng.uniform(0.4, 0.9), rng.uniform(-0.6, 0.6)])
         self.sun /= np.linalg.norm(self.sun)
@@ -67,6 +57,103 @@ class StreetWorld:
         self.diffuse = rng.uniform(0.35, 0.6)
         self.exposure = rng.uniform(0.85, 1.15)
         self.sky_tint = np.array([0.55, 0.7, 0.95]) * rng.uniform(0.8, 1.1)
+        self.sun_color = np.ones(3)
+        if variety or style == "unseen":  # warm morning to cold overcast light
+            warmth = np.random.default_rng(seed + 11).uniform(-1, 1)
+            self.sun_color = np.array([1 + 0.15 * warmth, 1.0, 1 - 0.15 * warmth])
+
+
+def _street_layout(rng: np.random.Generator, length: float, add) -> None:
+    """Facades, parked cars and poles along a straight street (the training world)."""
+    for side in (-1, 1):
+        z = -30.0
+        while z < length + 150:
+            seg = rng.uniform(8, 30)
+            if rng.random() < 0.8:
+                setback, height = rng.uniform(7.0, 14), rng.uniform(4, 18)
+                x_in, x_out = side * setback, side * (setback + 12)
+                add([min(x_in, x_out), -height, z], [max(x_in, x_out), 0, z + seg], FACADE,
+                    rng.uniform(0.35, 0.95, 3))
+            z += seg + (rng.uniform(1, 10) if rng.random() < 0.35 else 0.0)
+        z = rng.uniform(0, 10)
+        while z < length + 150:
+            if rng.random() < 0.6:
+                w, h, car = rng.uniform(1.7, 1.95), rng.uniform(1.35, 1.7), rng.uniform(3.8, 4.8)
+                xc = side * rng.uniform(4.0, 4.4)
+                add([xc - w / 2, -h, z], [xc + w / 2, 0, z + car], VEHICLE, rng.uniform(0.1, 0.95, 3))
+            z += rng.uniform(5.5, 20)
+        z = rng.uniform(0, 15)
+        while z < length + 150:
+            xc = side * rng.uniform(5.6, 6.2)
+            add([xc - 0.1, -rng.uniform(4, 7), z], [xc + 0.1, 0, z + 0.2], POLE, np.full(3, 0.5))
+            z += rng.uniform(12, 35)
+
+
+def _extra_objects(rng: np.random.Generator, length: float, add) -> None:
+    """Kerbs, pedestrians, trees, fences, vans and trucks, and cross streets seen through facade gaps."""
+    end = length + 150
+    for side in (-1, 1):
+        add([min(side * 5.3, side * 5.5), -0.15, -30], [max(side * 5.3, side * 5.5), 0, end], OTHER,
+            np.full(3, rng.uniform(0.55, 0.75)))  # kerb
+        z = rng.uniform(0, 10)
+        while z < end:  # pedestrians on the sidewalk
+            x, h = side * rng.uniform(5.8, 8.0), rng.uniform(1.5, 1.9)
+            add([x - 0.22, -h, z], [x + 0.22, 0, z + 0.35], OTHER, rng.uniform(0.1, 0.8, 3))
+            z += rng.exponential(15)
+        z = rng.uniform(0, 20)
+        while z < end:  # trees: trunk and canopy
+            x = side * rng.uniform(6.2, 7.0)
+            top, size = rng.uniform(2.2, 3.5), rng.uniform(1.6, 3.2)
+            add([x - 0.15, -top, z], [x + 0.15, 0, z + 0.3], OTHER, np.array([0.35, 0.25, 0.15]))
+            add([x - size / 2, -top - size, z - size / 2 + 0.15], [x + size / 2, -top + 0.2, z + size / 2 + 0.15],
+                CANOPY, np.array([0.25, 0.5, 0.2]) * rng.uniform(0.7, 1.2))
+            z += rng.uniform(10, 40)
+        z = rng.uniform(0, 30)
+        while z < end:  # fences
+            run, x = rng.uniform(5, 15), side * rng.uniform(6.8, 7.2)
+            if rng.random() < 0.4:
+                add([x - 0.03, -rng.uniform(0.9, 1.3), z], [x + 0.03, 0, z + run], OTHER, rng.uniform(0.2, 0.7, 3))
+            z += run + rng.uniform(10, 40)
+        z = rng.uniform(10, 40)
+        while z < end:  # vans and trucks parked at the side
+            w, h, n = rng.uniform(2.0, 2.5), rng.uniform(2.0, 3.4), rng.uniform(5, 9)
+            xc = side * rng.uniform(4.2, 4.6)
+            add([xc - w / 2, -h, z], [xc + w / 2, 0, z + n], VEHICLE, rng.uniform(0.2, 0.95, 3))
+            z += rng.uniform(30, 90)
+    z = rng.uniform(20, 60)
+    while z < end:  # a cross street: far facades across the gap
+        add([-60, -rng.uniform(6, 20), z + 25], [60, 0, z + 37], FACADE, rng.uniform(0.35, 0.95, 3))
+        z += rng.uniform(60, 150)
+
+
+def _unseen_layout(rng: np.random.Generator, length: float, add) -> None:
+    """Narrow lanes or wide boulevards, vans, trees and bollards instead of cars and poles."""
+    narrow = rng.random() < 0.5
+    end = length + 150
+    for side in (-1, 1):
+        z = -30.0
+        while z < end:
+            seg = rng.uniform(12, 40)
+            setback = rng.uniform(5.6, 7.5) if narrow else rng.uniform(16, 24)
+            x_in, x_out = side * setback, side * (setback + 10)
+            add([min(x_in, x_out), -rng.uniform(6, 25), z], [max(x_in, x_out), 0, z + seg], FACADE,
+                rng.uniform(0.45, 0.9, 3) * [1.0, 0.75, 0.6])
+            z += seg + (rng.uniform(3, 15) if rng.random() < 0.25 else 0.0)
+        z = rng.uniform(0, 10)
+        while z < end:
+            w, h, n = rng.uniform(1.9, 2.2), rng.uniform(1.8, 2.6), rng.uniform(4.5, 6.0)
+            xc = side * rng.uniform(3.9, 4.3)
+            add([xc - w / 2, -h, z], [xc + w / 2, 0, z + n], VEHICLE, rng.uniform(0.15, 0.9, 3))
+            z += rng.uniform(8, 26)
+        z = rng.uniform(0, 12)
+        while z < end:
+            x = side * rng.uniform(5.5, 6.0)
+            if narrow:  # bollards
+                add([x - 0.1, -1.0, z], [x + 0.1, 0, z + 0.2], OTHER, np.full(3, 0.3))
+            else:
+                add([x - 0.2, -3.0, z], [x + 0.2, 0, z + 0.4], OTHER, np.array([0.3, 0.22, 0.15]))
+                add([x - 1.8, -6.5, z - 1.6], [x + 1.8, -2.8, z + 2.0], CANOPY, np.array([0.3, 0.45, 0.15]))
+            z += rng.uniform(6, 18)
 
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -78,7 +165,8 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return Ry @ Rx @ Rz
 
 
-def camera_path(seed: int, frames: int, stops: bool = False, mount_height: float | None = None) -> np.ndarray:
+def camera_path(seed: int, frames: int, stops: bool = False, mount_height: float | None = None,
+                mount_pitch: float = 0.0, mount_roll: float = 0.0) -> np.ndarray:
     """Camera-to-world poses [N,4,4] at 10 Hz: forward driving with sway, speed changes, small rotations.
 
     ``stops`` adds a stretch where the vehicle halts (as robots do at junctions). ``mount_height`` puts the
@@ -101,8 +189,9 @@ def camera_path(seed: int, frames: int, stops: bool = False, mount_height: float
     for i in range(1, frames):
         if moving[i] == 0 or moving[i - 1] == 0:
             yaw[i] = yaw[i - 1]  # heading holds while halted
-    pitch = np.deg2rad(0.6) * np.sin(2 * np.pi * tau / 1.7 + rng.uniform(0, 6))
-    roll = np.deg2rad(0.4) * np.sin(2 * np.pi * tau / 2.3 + rng.uniform(0, 6))
+    # the mount's tilt (degrees; + pitch looks down, which is -x rotation with y down) plus the ride's sway
+    pitch = np.deg2rad(0.6) * np.sin(2 * np.pi * tau / 1.7 + rng.uniform(0, 6)) - np.deg2rad(mount_pitch)
+    roll = np.deg2rad(0.4) * np.sin(2 * np.pi * tau / 2.3 + rng.uniform(0, 6)) + np.deg2rad(mount_roll)
     mount = rng.uniform(1.5, 1.8) if mount_height is None else mount_height
     if mount <= 0:
         raise ValueError(f"mount_height must be > 0 metres, got {mount_height}")
@@ -177,11 +266,13 @@ def render(world: StreetWorld, pose: np.ndarray, K: np.ndarray, height: int, wid
     albedo = np.zeros((n, 3), np.float32)
     normal = np.zeros((n, 3))
     ground = ~sky & (hit_id < 0)
-    albedo[ground] = tex.road(p[ground, 0], p[ground, 2], world.seed, LANES)
+    surface = tex.concrete if world.style == "unseen" else tex.road
+    albedo[ground] = surface(p[ground, 0], p[ground, 2], world.seed, LANES)
     normal[ground] = [0, -1, 0]
     _shade_boxes(world, p, d, hit_id, hit_axis, albedo, normal)
-    shade = world.ambient + world.diffuse * np.clip(normal @ world.sun, 0, None)
-    rgb = albedo * shade[:, None].astype(np.float32) * world.exposure
+    sunlit = np.clip(normal @ world.sun, 0, None)[:, None] * world.sun_color[None, :]
+    shade = world.ambient + world.diffuse * sunlit
+    rgb = albedo * shade.astype(np.float32) * world.exposure
     rgb[sky] = tex.sky(d[sky, 0], d[sky, 1], d[sky, 2], world.seed, world.sky_tint)
     depth = np.where(sky, 0.0, best).astype(np.float32)  # ray z-component is 1 in camera frame
     image = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(height, width, 3)
@@ -201,17 +292,20 @@ def _shade_boxes(world: StreetWorld, p: np.ndarray, d: np.ndarray, hit_id: np.nd
     along = np.where(axis == 0, pts[:, 2], pts[:, 0])
     kind = boxes.kind[ids]
     out = np.zeros((ids.size, 3), np.float32)
-    for k in (FACADE, VEHICLE, POLE):
+    for k in (FACADE, VEHICLE, POLE, OTHER, CANOPY):
         m = kind == k
         if not m.any():
             continue
         base = boxes.color[ids[m]]
         if k == FACADE:
-            rgb = tex.facade(along[m], pts[m, 1], np.ones(3), world.seed + 11) * base
+            wall = tex.brick if world.style == "unseen" else tex.facade
+            rgb = wall(along[m], pts[m, 1], np.ones(3), world.seed + 11) * base
         elif k == VEHICLE:
             h = -boxes.lo[ids[m], 1]
             rgb = tex.vehicle(along[m], pts[m, 1], np.ones(3), 1.0, world.seed + 13) * base
             rgb[(-pts[m, 1] > h * 0.62) & (-pts[m, 1] < h * 0.92)] = 0.12
+        elif k == CANOPY:
+            rgb = base * (0.6 + 0.6 * tex.fractal_noise(along[m], pts[m, 1], 0.25, world.seed + 17)[:, None])
         else:
             rgb = base * (0.8 + 0.3 * tex.value_noise(along[m], pts[m, 1], 0.3, world.seed)[:, None])
         out[m] = rgb

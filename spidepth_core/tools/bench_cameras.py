@@ -1,0 +1,97 @@
+"""``spidepth benchmark cameras``: how a model's depth holds on cameras and in a world that training never saw.
+
+The world is the synthetic street world's "unseen" style (its own texture family and layouts) with seeds no
+training config uses; each camera renders the same drives at its own resolution, field of view, aspect and
+height above the road. Per camera: abs_rel median-scaled, with no scaling at all (metric, through the
+model's canonical camera and the camera's focal length), and with the node's camera_height policy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data import find_sequences
+from ..evaluate import evaluate_sequences
+from ..inference import Predictor
+from ..synth import Camera, Scene, generate
+
+FIRST_SEED = 90_000  # no training or benchmark config renders these
+
+
+@dataclass(frozen=True)
+class BenchCamera:
+    name: str
+    height: int
+    width: int
+    camera: Camera
+
+
+CAMERAS = (
+    BenchCamera("training camera (KITTI intrinsics, 192x640, 1.65 m)", 192, 640, Camera(mount=1.65)),
+    BenchCamera("480x640, 70 deg, 1.65 m", 480, 640, Camera(hfov=70, mount=1.65)),
+    BenchCamera("480x640, 70 deg, 0.8 m (a small robot's)", 480, 640, Camera(hfov=70, mount=0.8)),
+    BenchCamera("360x640 (16:9), 90 deg, 0.4 m", 360, 640, Camera(hfov=90, mount=0.4)),
+)
+MODES = ("median-scaled", "no scaling", "camera_height")
+
+
+def render_world(root: Path, sequences: int, frames: int, workers: int = 2) -> dict[str, Path]:
+    """One folder of sequences per camera (reused when already rendered)."""
+    seeds = list(range(FIRST_SEED, FIRST_SEED + sequences))
+    folders = {}
+    for i, cam in enumerate(CAMERAS):
+        folder = root / f"camera_{i}_{cam.height}x{cam.width}"
+        generate(folder, seeds, frames, cam.height, cam.width, workers, scene=Scene(camera=cam.camera, style="unseen"))
+        folders[cam.name] = folder
+    return folders
+
+
+def aspect_size(model_size: tuple[int, int], height: int, width: int, multiple: int = 32) -> tuple[int, int]:
+    """An input size of the camera's aspect with about as many pixels as the model's (multiples of 32)."""
+    pixels = model_size[0] * model_size[1]
+    h = (pixels * height / width) ** 0.5
+    return (max(multiple, int(round(h / multiple)) * multiple),
+            max(multiple, int(round(h * width / height / multiple)) * multiple))
+
+
+def score(predictor: Predictor, folders: dict[str, Path], native: bool = False) -> dict[str, dict[str, float]]:
+    """abs_rel per camera and scaling mode (and a1, and the frames scored). ``native``: run the network at an
+    input size of each camera's aspect (PyTorch only) instead of squashing the image to the model's size."""
+    results: dict[str, dict[str, float]] = {}
+    own = predictor.input_size
+    for cam in CAMERAS:
+        if native:
+            predictor.input_size = aspect_size(own, cam.height, cam.width)
+        sequences = find_sequences(folders[cam.name])
+        row: dict[str, float] = {}
+        for mode in MODES:
+            height = cam.camera.mount if mode == "camera_height" else None
+            metrics = evaluate_sequences(predictor, sequences, median_scaling=mode == "median-scaled",
+                                         camera_height=height)
+            row[mode] = metrics["abs_rel"]
+            row[f"{mode} a1"] = metrics["a1"]
+        row["frames"] = metrics["images"]
+        row["input_size"] = list(predictor.input_size)
+        results[cam.name] = row
+    predictor.input_size = own
+    return results
+
+
+def format_table(results: dict[str, dict[str, float]]) -> str:
+    lines = ["| camera | " + " | ".join(MODES) + " |", "|---|" + "---|" * len(MODES)]
+    for name, row in results.items():
+        lines.append(f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in MODES) + " |")
+    return "\n".join(lines)
+
+
+def run_benchmark(model: Path | None, backend: str, output: Path, sequences: int, frames: int,
+                  workers: int = 2, native_aspect: bool = False) -> dict:
+    """Render (once) and score. ``native_aspect``: run a checkpoint on PyTorch at an input size of each
+    camera's aspect (to measure keeping the aspect instead of squashing it)."""
+    folders = render_world(output, sequences, frames, workers)
+    predictor = Predictor(model, backend)
+    if native_aspect and predictor.backend.name != "torch":
+        raise ValueError("--native-aspect runs the network at other sizes: use --backend torch")
+    results = score(predictor, folders, native_aspect)
+    print(format_table(results))
+    return {"model": str(predictor.model_path), "native_aspect": native_aspect, "cameras": results}
