@@ -46,7 +46,7 @@ def render_world(root: Path, sequences: int, frames: int, workers: int = 2) -> d
     return folders
 
 
-def aspect_size(model_size: tuple[int, int], height: int, width: int, multiple: int = 32) -> tuple[int, int]:
+def aspect_size(model_size: tuple[int, ...], height: int, width: int, multiple: int = 32) -> tuple[int, int]:
     """An input size of the camera's aspect with about as many pixels as the model's (multiples of 32)."""
     pixels = model_size[0] * model_size[1]
     h = (pixels * height / width) ** 0.5
@@ -54,16 +54,16 @@ def aspect_size(model_size: tuple[int, int], height: int, width: int, multiple: 
             max(multiple, int(round(h * width / height / multiple)) * multiple))
 
 
-def score(predictor: Predictor, folders: dict[str, Path], native: bool = False) -> dict[str, dict[str, float]]:
+def score(predictor: Predictor, folders: dict[str, Path], native: bool = False) -> dict[str, dict]:
     """abs_rel per camera and scaling mode (and a1, and the frames scored). ``native``: run the network at an
     input size of each camera's aspect (PyTorch only) instead of squashing the image to the model's size."""
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict] = {}
     own = predictor.input_size
     for cam in CAMERAS:
         if native:
             predictor.input_size = aspect_size(own, cam.height, cam.width)
         sequences = find_sequences(folders[cam.name])
-        row: dict[str, float] = {}
+        row: dict = {}
         for mode in MODES:
             height = cam.camera.mount if mode == "camera_height" else None
             metrics = evaluate_sequences(predictor, sequences, median_scaling=mode == "median-scaled",
@@ -77,7 +77,7 @@ def score(predictor: Predictor, folders: dict[str, Path], native: bool = False) 
     return results
 
 
-def format_table(results: dict[str, dict[str, float]]) -> str:
+def format_table(results: dict[str, dict]) -> str:
     lines = ["| camera | " + " | ".join(MODES) + " |", "|---|" + "---|" * len(MODES)]
     for name, row in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in MODES) + " |")
