@@ -118,6 +118,8 @@ def _add_predict(sub) -> None:
                    help="as the node's: none, fixed (x --depth-scale), camera_height (ground fit)")
     p.add_argument("--depth-scale", type=float, default=1.0)
     p.add_argument("--camera-height", type=float, default=1.5, help="metres, for --scale-policy camera_height")
+    p.add_argument("--camera-pitch", type=float, default=0.0,
+                   help="degrees the camera looks down (+) or up (-) from level, for --scale-policy camera_height")
     p.add_argument("--intrinsics", help="camera YAML (fx, fy, cx, cy, width, height) for the ground fit")
     p.add_argument("--min-depth", type=float, default=0.0, help="depths below (after scaling) -> invalid")
     p.add_argument("--max-depth", type=float, default=float("inf"), help="depths above (after scaling) -> invalid")
@@ -520,7 +522,8 @@ def cmd_predict(args) -> int:
     from .pipeline import DepthPolicy
     from .scale import ScaleEstimator
     from .tools.predict import predict_path
-    policy = DepthPolicy(ScaleEstimator(args.scale_policy, args.depth_scale, args.camera_height),
+    policy = DepthPolicy(ScaleEstimator(args.scale_policy, args.depth_scale, args.camera_height,
+                                        pitch=args.camera_pitch),
                          args.min_depth, args.max_depth)
     written, skipped = predict_path(args.input, args.output, args.model, args.backend, policy, args.intrinsics,
                                     args.uncertainty, args.max_pixels or MAX_PIXELS)

@@ -20,53 +20,47 @@ def _plane(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return normal, centroid
 
 
-def fit_ground_height(points: np.ndarray, min_normal_y: float = 0.85, tolerance: float = 0.03,
-                      samples: int = 256) -> float | None:
-    """Camera height above the ground plane in Nx3 points (optical frame, y down), or None if none is found.
+def down_direction(pitch: float = 0.0) -> np.ndarray:
+    """The ground's normal (pointing down) in the optical frame of a camera pitched ``pitch`` degrees down."""
+    t = np.deg2rad(pitch)
+    return np.array([0.0, np.cos(t), np.sin(t)])
 
-    RANSAC over level-enough planes below the camera (normal within ~30 degrees of y): the plane that
-    most points lie within ``tolerance`` x its height of wins, then it is refitted (total least squares)
-    on its inliers. The tolerance is relative, so the fit works on depth of any scale. Seeded: the same
-    points give the same height.
+
+def fit_ground_height(points: np.ndarray, down: np.ndarray | None = None, band: float = 0.25,
+                      min_share: float = 0.5, max_tilt: float = 30.0) -> float | None:
+    """Camera height above the ground in Nx3 points of the image's lowest rows (optical frame, y down), or None.
+
+    Each point's height is its distance below the camera along ``down`` (the ground's normal: +y for a level
+    camera, see ``down_direction``). The ground is the bulk of the points: the median height, refined over
+    the points within ``band`` (relative) of it. None when fewer than ``min_share`` of the points agree (a
+    wall or a vehicle filling the rows), or when those points do not lie on a plane within ``max_tilt``
+    degrees of level. Network depth is least accurate near the camera and its errors bend the ground, so a
+    plane fitted freely (RANSAC) tilts and misjudges its distance; heights along the known normal do not.
     """
     pts = points[np.isfinite(points).all(axis=1)].astype(np.float64)
     if len(pts) < 50:
         return None
-    normals, heights = _candidate_planes(pts, min_normal_y, samples)
-    if not len(heights):
+    d = down_direction() if down is None else np.asarray(down, np.float64)
+    heights = pts @ d
+    height = float(np.median(heights))
+    if height <= 0:
         return None
-    inliers = np.abs(pts @ normals.T - heights) < tolerance * heights
-    keep = inliers[:, int(np.argmax(inliers.sum(axis=0)))]
-    for _ in range(2):  # refit on the inliers, then take the inliers of the refitted plane
-        if keep.sum() < 50:
+    for _ in range(2):
+        keep = np.abs(heights - height) < band * height
+        if keep.mean() < min_share:
             return None
-        normal, centroid = _plane(pts[keep])
-        normal = -normal if normal[1] < 0 else normal
-        height = float(centroid @ normal)
-        if normal[1] < min_normal_y or height <= 0:
-            return None
-        keep = np.abs(pts @ normal - height) < tolerance * height
+        height = float(np.median(heights[keep]))
+    normal = _plane(pts[keep])[0]
+    if abs(float(normal @ d)) < np.cos(np.deg2rad(max_tilt)):
+        return None
     return height
-
-
-def _candidate_planes(pts: np.ndarray, min_normal_y: float, samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Planes through random point triples: (unit normals with y > 0, heights), level ones below the camera."""
-    rng = np.random.default_rng(0)
-    a, b, c = (pts[rng.integers(0, len(pts), samples)] for _ in range(3))
-    normals = np.cross(b - a, c - a)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    normals = normals / np.maximum(length, 1e-12)
-    normals *= np.where(normals[:, 1:2] < 0, -1.0, 1.0)
-    heights = (a * normals).sum(axis=1)
-    ok = (length[:, 0] > 1e-12) & (normals[:, 1] >= min_normal_y) & (heights > 0)
-    return normals[ok], heights[ok]
 
 
 class ScaleEstimator:
     """Multiplies network depth by a scale chosen by ``policy``; camera_height smooths over time."""
 
     def __init__(self, policy: str = "none", depth_scale: float = 1.0, camera_height: float = 1.5,
-                 smoothing: float = 0.9, ground_rows: float = 0.3) -> None:
+                 smoothing: float = 0.9, ground_rows: float = 0.3, pitch: float = 0.0) -> None:
         if policy not in POLICIES:
             raise ValueError(f"scale policy must be one of {POLICIES}, got {policy!r}")
         if not (math.isfinite(depth_scale) and depth_scale > 0 and math.isfinite(camera_height) and camera_height > 0
@@ -74,7 +68,7 @@ class ScaleEstimator:
             raise ValueError(f"depth_scale ({depth_scale}) and camera_height ({camera_height}) must be finite and "
                              f"> 0, and smoothing ({smoothing}) in [0, 1)")
         self.policy, self.camera_height, self.smoothing = policy, camera_height, smoothing
-        self.ground_rows = ground_rows
+        self.ground_rows, self.down = ground_rows, down_direction(pitch)
         self.scale = depth_scale if policy == "fixed" else 1.0
         self.estimated = False
 
@@ -86,7 +80,7 @@ class ScaleEstimator:
         lower = depth[int(h * (1 - self.ground_rows)):]
         K_low = np.array(K, np.float64, copy=True)
         K_low[1, 2] -= int(h * (1 - self.ground_rows))
-        height = fit_ground_height(depth_to_points(lower, K_low)[::2, ::2].reshape(-1, 3))
+        height = fit_ground_height(depth_to_points(lower, K_low)[::2, ::2].reshape(-1, 3), self.down)
         if height is None or height <= 0:
             return self.scale
         target = self.camera_height / height

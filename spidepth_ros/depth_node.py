@@ -175,7 +175,8 @@ class DepthNode(Node):
     def _make_policy(p: dict, scale: ScaleEstimator | None = None) -> DepthPolicy:
         """The depth policy of parameters ``p``; ``scale``: keep this running scale estimate."""
         if scale is None:
-            scale = ScaleEstimator(p["scale_policy"], p["depth_scale"], p["camera_height"], p["scale_smoothing"])
+            scale = ScaleEstimator(p["scale_policy"], p["depth_scale"], p["camera_height"], p["scale_smoothing"],
+                                   pitch=p["camera_pitch"])
         return DepthPolicy(scale, p["min_depth"], p["max_depth"], p["output_size"])
 
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -202,7 +203,8 @@ class DepthNode(Node):
         if new["camera_info_sync"] != "exact" and self._pending is not None:
             self._pending = None  # an image waiting for its camera_info would now come out after newer ones
             self.unmatched += 1
-        if any(new[k] != self.p[k] for k in ("scale_policy", "depth_scale", "camera_height", "scale_smoothing")):
+        if any(new[k] != self.p[k] for k in ("scale_policy", "depth_scale", "camera_height", "scale_smoothing",
+                                             "camera_pitch")):
             self.policy = self._make_policy(new)
         else:  # the range and output size change; the scale estimate carries on
             self.policy = self._make_policy(new, self.policy.scale)

@@ -23,6 +23,8 @@ PARAMETERS = {
     "depth_scale": (1.0, "multiplier for scale_policy fixed", (1e-4, 1e4), False),
     "camera_height": (1.5, "camera height above the ground in metres, for scale_policy camera_height",
                       (0.05, 20.0), False),
+    "camera_pitch": (0.0, "degrees the camera looks down from level (+) or up (-), for scale_policy camera_height",
+                     (-45.0, 45.0), False),
     "scale_smoothing": (0.9, "exponential smoothing of the camera_height scale per frame", (0.0, 0.999), False),
     "min_depth": (0.1, "depths below this (metres, after scaling) are published as NaN", (0.0, 1000.0), False),
     "max_depth": (80.0, "depths above this (metres, after scaling) are published as NaN", (0.01, 10000.0), False),

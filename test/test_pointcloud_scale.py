@@ -62,6 +62,26 @@ def test_ground_plane_height():
     assert fit_ground_height(wall) is None
 
 
+def test_ground_height_holds_for_bent_ground_a_vehicle_and_a_pitched_camera():
+    """Network depth bends the ground (errors grow with distance) and vehicles fill part of the lowest rows;
+    a camera may look down. Heights along the ground's normal hold; a freely fitted plane tilts."""
+    from spidepth_core.scale import down_direction
+    pitch = 8.0
+    v, u = np.mgrid[0:96, 0:128].astype(float)
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    d = down_direction(pitch)
+    with np.errstate(divide="ignore"):
+        depth = np.where(rays @ d > 1e-3, 1.2 / (rays @ d), np.inf)  # ground 1.2 m below a pitched camera
+    depth = depth * (1 + 0.15 * np.clip(depth / 20, 0, 1))  # bent: 15% too deep at 20 m and beyond
+    depth[70:, 20:50] = np.minimum(depth[70:, 20:50], 4.0)  # a vehicle's rear 4 m ahead
+    pts = depth_to_points(depth, K)[67:].reshape(-1, 3)
+    assert fit_ground_height(pts, d) == pytest.approx(1.2, rel=0.06)
+    level = fit_ground_height(pts)  # pretending the camera is level: the slope of the view is read as height
+    assert level is None or abs(level / 1.2 - 1) > 0.1
+    est = ScaleEstimator("camera_height", camera_height=1.2, smoothing=0.0, pitch=pitch)
+    assert est.update(depth / 3.0, K) == pytest.approx(3.0, rel=0.06)
+
+
 def test_camera_height_policy_recovers_scale():
     est = ScaleEstimator("camera_height", camera_height=1.6, smoothing=0.5)
     raw = _ground_depth(1.6) / 4.0  # network depth off by 4x
