@@ -34,6 +34,7 @@ def generate_launch_description() -> LaunchDescription:
             ("depth", PathJoinSubstitution([camera, "depth", "image"])),
             ("depth/camera_info", PathJoinSubstitution([camera, "depth", "camera_info"])),
             ("depth/colored", PathJoinSubstitution([camera, "depth", "colored"])),
+            ("depth/uncertainty", PathJoinSubstitution([camera, "depth", "uncertainty"])),
             ("points", PathJoinSubstitution([camera, "depth", "points"])),
         ],
     )

@@ -32,6 +32,7 @@ def test_bag_roundtrip(tmp_path, storage):
     frames = [rgb for rgb, _ in got if rgb is not None]
     assert len(frames) == 5 and all(np.array_equal(a, b) for a, b in zip(frames, imgs))
     assert np.allclose(next(K for _, K in got if K is not None), kitti_intrinsics(H, W))
+    assert all(rgb is None for rgb, _ in got[::2]), "each image's camera_info comes before it, as drivers send it"
 
 
 def test_bag_errors(tmp_path):

@@ -94,6 +94,17 @@ def test_launch_file_describes_the_node():
     assert isinstance(module.generate_launch_description(), launch.LaunchDescription)
 
 
+def test_launch_file_remaps_every_topic_of_the_node():
+    import re
+    node = (ROOT / "spidepth_ros" / "depth_node.py").read_text()
+    topics = set(re.findall(r'publisher\((?:Image|CameraInfo|PointCloud2), "([^"]+)"\)', node))
+    topics |= set(re.findall(r'create_subscription\(\w+, "([^"]+)"', node))
+    assert {"depth", "depth/uncertainty", "points", "image", "camera_info"} <= topics
+    launch = (ROOT / "launch" / "depth.launch.py").read_text()
+    assert all(f'("{topic}",' in launch for topic in topics), sorted(t for t in topics if f'("{t}",' not in launch)
+    assert "-r camera_info:=" in (ROOT / "README.md").read_text()  # the README's ros2 run remaps both inputs
+
+
 def test_parameter_defaults_agree_in_code_yaml_and_readme():
     import re
 

@@ -329,10 +329,11 @@ def write_camera_bag(path: str | Path, frames: Iterable[np.ndarray], K: np.ndarr
         depth_iter = iter(depths) if depths is not None else None
         for i, rgb in enumerate(frames):
             stamp = start_ns + int(round(i * 1e9 / fps))
-            msg = _image_msg(ts, rgb, stamp, frame_id, encoding)
-            writer.write(img_conn, stamp, ts.serialize_cdr(msg, msg.__msgtype__))
+            # camera_info first, as camera drivers publish it: a node playing the bag has it for the image
             info = _camera_info_msg(ts, K, rgb.shape[0], rgb.shape[1], stamp, frame_id)
             writer.write(info_conn, stamp, ts.serialize_cdr(info, info.__msgtype__))
+            msg = _image_msg(ts, rgb, stamp, frame_id, encoding)
+            writer.write(img_conn, stamp, ts.serialize_cdr(msg, msg.__msgtype__))
             if depth_conn is not None and depth_iter is not None:
                 depth = _depth_msg(ts, next(depth_iter), stamp, frame_id, depth_encoding)
                 writer.write(depth_conn, stamp, ts.serialize_cdr(depth, depth.__msgtype__))
