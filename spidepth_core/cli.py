@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import first_line
 from .metrics import EVAL_MAX_DEPTH
@@ -134,7 +135,7 @@ def _add_synth(sub) -> None:
     p.add_argument("output", help="output folder (one seq_NNNN folder per sequence)")
     p.add_argument("--sequences", type=_count, default=4)
     p.add_argument("--frames", type=_count, default=100)
-    p.add_argument("--size", default="192x640", help="HxW")
+    p.add_argument("--size", default="96x320", help="HxW (the bundled model's input size)")
     p.add_argument("--seed", type=int, default=0, help="first sequence seed")
     p.add_argument("--stops", action="store_true", help="include a stretch where the camera halts")
     p.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m baseline)")
@@ -235,9 +236,12 @@ def cmd_export(args) -> int:
 
 
 def _add_convert(sub) -> None:
-    p = sub.add_parser("convert-checkpoint", help="the authors' weights_N folder -> one spidepth checkpoint")
-    p.add_argument("weights_dir")
-    p.add_argument("output")
+    p = sub.add_parser("convert-checkpoint", help="the authors' weights_N folder -> one spidepth checkpoint",
+                       description="The SPIdepth authors publish trained weights per dataset (KITTI, Cityscapes); "
+                                   "their README links the downloads. Download one weights folder: it holds "
+                                   "encoder.pth and depth.pth (and pose.pth, kept for fine-tuning).")
+    p.add_argument("weights_dir", help="a folder with encoder.pth, depth.pth and optionally pose.pth")
+    p.add_argument("output", help="the checkpoint to write (.pt)")
     p.add_argument("--model", help="registered config to use (default: chosen from the tensor shapes)")
     p.set_defaults(func=cmd_convert)
 
@@ -534,13 +538,35 @@ def cmd_predict(args) -> int:
     return 1 if skipped else 0
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """--help shows each option's default, where it has one that its help does not already give."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if hidden or "default" in text or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spidepth", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from . import __version__
+    parser = argparse.ArgumentParser(prog="spidepth", description="The spidepth command: train, predict, export, "
+                                     "evaluate, benchmark, ...", formatter_class=_HelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
+    parser.add_argument("--version", action="version", version=f"spidepth {__version__}")
+    sub: Any = parser.add_subparsers(dest="command", required=True, parser_class=_subparser_class())
     for add in _COMMANDS:
         add(sub)
     return parser
+
+
+def _subparser_class() -> type:
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("formatter_class", _HelpFormatter)
+            super().__init__(*args, **kwargs)
+    return Parser
 
 
 _COMMANDS = [_add_train, _add_diagnose, _add_evidence, _add_deploy, _add_compact, _add_convert, _add_export_gt,

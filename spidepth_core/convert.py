@@ -88,7 +88,9 @@ def convert(weights_dir: str | Path, out: str | Path, model: str | None = None,
     files = {n: folder / f"{n}.pth" for n in ("encoder", "depth", "pose")}
     for name in ("encoder", "depth"):
         if not files[name].is_file():
-            raise FileNotFoundError(f"{files[name]} not found (expected the authors' weights_N folder)")
+            raise FileNotFoundError(f"{files[name]} not found: give a folder of the authors' released weights "
+                                    "(encoder.pth, depth.pth, optionally pose.pth; their README links one per "
+                                    "dataset)")
     enc = _weights(files["encoder"])
     state = {**_rename(enc, UNET_KEYS, "encoder.pth"),
              **_rename(_weights(files["depth"]), DEPTH_HEAD_KEYS, "depth.pth")}

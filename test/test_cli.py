@@ -117,6 +117,21 @@ def test_deploy_writes_onnx_and_the_swap_command(world_dir, tmp_path, capsys):
     assert "optimizer" not in torch.load(run / "deploy" / "model.pt", weights_only=True)
 
 
+def test_version_defaults_in_help_and_where_the_authors_weights_come_from(tmp_path, capsys):
+    from spidepth_core import __version__
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"spidepth {__version__}"
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    assert "(default: 96x320)" in capsys.readouterr().out  # the bundled model's size, and shown
+    with pytest.raises(SystemExit):
+        main(["convert-checkpoint", "--help"])
+    assert "encoder.pth" in capsys.readouterr().out
+    assert main(["convert-checkpoint", str(tmp_path), str(tmp_path / "out.pt")]) == 2
+    assert "the authors' released weights" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["synth", "out", "--frames", "0"], "--frames: must be >= 1, got 0"),
     (["benchmark", "finetune", "--bags", "two"], "--bags: must be a whole number, got 'two'"),
