@@ -549,24 +549,24 @@ class _HelpFormatter(argparse.HelpFormatter):
         return text + " (default: %(default)s)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """A sub-command's parser, with the defaults in its --help."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     parser = argparse.ArgumentParser(prog="spidepth", description="The spidepth command: train, predict, export, "
                                      "evaluate, benchmark, ...", formatter_class=_HelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     parser.add_argument("--version", action="version", version=f"spidepth {__version__}")
-    sub: Any = parser.add_subparsers(dest="command", required=True, parser_class=_subparser_class())
+    sub: Any = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in _COMMANDS:
         add(sub)
     return parser
-
-
-def _subparser_class() -> type:
-    class Parser(argparse.ArgumentParser):
-        def __init__(self, *args, **kwargs) -> None:
-            kwargs.setdefault("formatter_class", _HelpFormatter)
-            super().__init__(*args, **kwargs)
-    return Parser
 
 
 _COMMANDS = [_add_train, _add_diagnose, _add_evidence, _add_deploy, _add_compact, _add_convert, _add_export_gt,

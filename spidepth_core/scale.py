@@ -13,11 +13,9 @@ POLICIES = ("none", "fixed", "camera_height")
 MAX_STEP = 2.0
 
 
-def _plane(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(unit normal, centroid) of the total-least-squares plane through Nx3 points."""
-    centroid = pts.mean(axis=0)
-    normal = np.linalg.svd(pts - centroid, full_matrices=False)[2][-1]
-    return normal, centroid
+def _plane_normal(pts: np.ndarray) -> np.ndarray:
+    """Unit normal of the total-least-squares plane through Nx3 points."""
+    return np.linalg.svd(pts - pts.mean(axis=0), full_matrices=False)[2][-1]
 
 
 def down_direction(pitch: float = 0.0) -> np.ndarray:
@@ -50,7 +48,7 @@ def fit_ground_height(points: np.ndarray, down: np.ndarray | None = None, band: 
         if keep.mean() < min_share:
             return None
         height = float(np.median(heights[keep]))
-    normal = _plane(pts[keep])[0]
+    normal = _plane_normal(pts[keep])
     if abs(float(normal @ d)) < np.cos(np.deg2rad(max_tilt)):
         return None
     return height

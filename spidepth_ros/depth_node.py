@@ -138,20 +138,21 @@ class DepthNode(Node):
 
     def _swap_model(self, path: str, previous: str) -> None:
         """Background load; frames keep flowing on the old model until the new one is ready."""
+        swapped = False
         try:
             new = self._load(path)
         except Exception as exc:
             self.model_status = f"swap to {path} failed: {first_line(exc)}"
             self.get_logger().error(f"model swap failed, keeping the old model: {first_line(exc)}")
-            with self._swap_lock:
-                self._swapping = None
-            self.set_parameters([Parameter("model_path", value=previous)])  # the parameter names the served model
         else:
             self.predictor = new  # one reference assignment: the worker picks it up on its next frame
             self.model_status = f"swapped to {path}"
             self.get_logger().info(f"now serving {path}")
-            with self._swap_lock:
-                self._swapping = None
+            swapped = True
+        with self._swap_lock:
+            self._swapping = None
+        if not swapped:
+            self.set_parameters([Parameter("model_path", value=previous)])  # the parameter names the served model
 
     def _start_swap(self, path: str) -> str | None:
         """Reason to reject the new model_path, or None after starting the background load."""
@@ -159,9 +160,7 @@ class DepthNode(Node):
             validate_model_file(path or self._default_model(), self.p["backend"], self.p["device"] or None)
         except (OSError, ValueError, RuntimeError) as exc:
             return f"model_path rejected, keeping the current model: {first_line(exc)}"
-        with self._swap_lock:
-            if self._swapping is not None:
-                return f"a model swap to {self._swapping!r} is in progress; set model_path when it has finished"
+        with self._swap_lock:  # _on_set_parameters saw no swap in progress; only a swap thread clears this
             self._swapping = path
         threading.Thread(target=self._swap_model, args=(path, self.p["model_path"]), daemon=True).start()
         return None

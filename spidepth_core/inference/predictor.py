@@ -84,13 +84,14 @@ class Predictor:
             raise ValueError(f"output_size must be 'input' or 'model', got {output_size!r}")
         x = self.preprocess(image, bgr)
         depth, spread = self.backend.run_with_uncertainty(x) if uncertainty else (self.backend.run(x), None)
+        K = None if K is None else np.asarray(K, np.float64)
         if K is not None:
-            factor = np.float32(focal_factor(np.asarray(K, np.float64), image.shape[0], self.canonical_fy))
+            factor = np.float32(focal_factor(K, image.shape[0], self.canonical_fy))
             depth = depth * factor
             spread = None if spread is None else spread * factor
         src = image.shape[:2] if output_size == "input" else depth.shape[2:]
         depth = _fit(depth[0, 0], src)
-        K_out = None if K is None else resize_intrinsics(np.asarray(K, np.float64), image.shape[:2], depth.shape)
+        K_out = None if K is None else resize_intrinsics(K, image.shape[:2], depth.shape)
         return DepthResult(depth, K_out, None if spread is None else _fit(spread[0, 0], src))
 
 
