@@ -124,27 +124,18 @@ def bag_photometric_error(model, bag, image_topic: str, info_topic: str | None =
                           cache_dir: str | None = None) -> float:
     """Mean self-supervised photometric error of a checkpoint (depth and pose nets) over a recording's
     frame triplets: a way to compare two models on a bag without ground truth (lower is better)."""
-    import tempfile
+    from torch.utils.data import DataLoader
 
-    from .checkpoint import read_checkpoint, stored_pose_config
-    from .config import load_config
-    from .trainer import Trainer
-    ckpt = read_checkpoint(model)
-    if "pose_state_dict" not in ckpt:
-        raise ValueError(f"{model} holds no pose net, which the photometric error needs (a training run's "
-                         "best.pt or last.pt, or the bundled model, hold one)")
-    pose = stored_pose_config(ckpt)
-    with tempfile.TemporaryDirectory() as run:
-        overrides = ["data.source=bag", f"data.path={bag}", f"data.image_topic={image_topic}",
-                     "data.val_fraction=0", f"model.init={model}", f"model.name={ckpt.get('model_name', 'custom')}",
-                     f"pose.kind={pose['kind']}", "train.flip=0", "train.color_jitter=0", "train.workers=0",
-                     f"run.out_dir={run}"]
-        if pose.get("backbone"):
-            overrides.append(f"pose.backbone={pose['backbone']}")
-        if info_topic:
-            overrides.append(f"data.camera_info_topic={info_topic}")
-        if cache_dir:
-            overrides.append(f"data.cache_dir={cache_dir}")
-        trainer = Trainer(load_config(None, overrides), resume=False)
-        trainer.val_ds = trainer.train_ds  # every triplet, without augmentation
-        return trainer.validate()["photometric"]
+    from .config import TrainConfig
+    from .data.build import build_datasets
+    from .parts import photometric_scores, scorer
+    cfg = TrainConfig()
+    cfg.data.source, cfg.data.path, cfg.data.image_topic = "bag", str(bag), image_topic
+    cfg.data.camera_info_topic, cfg.data.cache_dir, cfg.data.val_fraction = info_topic, cache_dir, 0.0
+    cfg.train.flip = cfg.train.color_jitter = 0.0  # every triplet as recorded
+    parts = scorer(model, cfg)
+    size = parts.depth_net.config
+    frames = build_datasets(cfg.data, size.height, size.width, cfg.train)[0]
+    loader = DataLoader(frames, batch_size=cfg.train.batch_size)
+    return photometric_scores(parts.depth_net, parts.pose_net, parts.objective, loader, parts.device,
+                              size.max_depth)["photometric"]

@@ -7,91 +7,31 @@ import signal
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import (
-    atomic_save,
-    load_pose_net,
-    model_metadata,
-    read_checkpoint,
-    remove_stale_temps,
-    save_model,
-    stored_pose_config,
-)
+from .checkpoint import atomic_save, model_metadata, read_checkpoint, remove_stale_temps, save_model
 from .config import TrainConfig
 from .data.build import build_datasets
 from .distributed import EpochSampler, all_reduce_mean, init_distributed
-from .metrics import evaluate_pair, gt_mask
-from .models import DepthConfig, DepthNet, create_model, create_pose_net, start_moving_forward
-from .objective import DepthAnchor, SelfSupervisedObjective, SupervisedObjective
+from .models import DepthNet
+from .parts import (
+    WAYS_OUT,
+    Objective,
+    build_depth_net,
+    build_objective,
+    build_optimisation,
+    build_pose_net,
+    check_resume,
+    depth_config,
+    photometric_scores,
+    read_init,
+)
 
 log = logging.getLogger("spidepth.train")
-
-
-def build_depth_net(cfg: TrainConfig, resumed: dict | None = None) -> tuple[DepthNet, dict | None]:
-    """From ``model.init`` (fine-tuning) if set, else the named config + overrides.
-
-    Pretrained weights (``model.pretrained``) are loaded only for a fresh start: a fine-tuning or resumed
-    run takes every weight from its checkpoint and never touches the hub.
-    """
-    if cfg.model.init:
-        ckpt = read_checkpoint(cfg.model.init)
-        name = ckpt.get("model_name", "custom")
-        if name != cfg.model.name:
-            log.warning("--init %s holds a %s model: training %s (model.name %s is not used)",
-                        cfg.model.init, name, name, cfg.model.name)
-        model = DepthNet(DepthConfig.from_dict({**ckpt["config"], **cfg.model.overrides}))
-        model.load_state_dict(ckpt["state_dict"])
-        return model, ckpt
-    if resumed is not None:  # weights come from last.pt; only its config (normalisation) is needed here
-        return DepthNet(DepthConfig.from_dict({**resumed["config"], **cfg.model.overrides})), None
-    return create_model(cfg.model.name, cfg.model.pretrained, **cfg.model.overrides), None
-
-
-def stored_pose(source: dict | None, kind: str) -> dict | None:
-    """The pose config of ``source`` (an --init or resumed checkpoint) if it holds a pose net of ``kind``."""
-    if source is None or "pose_state_dict" not in source:
-        return None
-    stored = stored_pose_config(source)
-    return stored if stored["kind"] == kind else None
-
-
-def build_pose_net(cfg: TrainConfig, source: dict | None) -> nn.Module:
-    """The pose net of ``cfg.pose``; from ``source`` (an --init or resumed checkpoint) when it holds one
-    of the same kind, else with ``pose.pretrained`` weights."""
-    stored = stored_pose(source, cfg.pose.kind)
-    if source is None or stored is None:
-        net = create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.pretrained)
-        if cfg.pose.forward_start:
-            start_moving_forward(net, cfg.pose.forward_start)
-        return net
-    return load_pose_net(source, "the starting checkpoint", cfg.pose.backbone)
-
-
-_WAYS_OUT = "Start over with --restart (replaces that run), or set run.out_dir to another folder."
-
-
-def check_resume(resumed: dict, path: Path, model_name: str, cfg: TrainConfig, init: dict | None = None) -> None:
-    """Refuse to resume a run of another model or pose net, before anything in the run folder is written.
-
-    A fine-tuning run (``init``, its --init checkpoint) takes its pose backbone from that checkpoint.
-    """
-    pose = stored_pose_config(resumed)
-    was = (resumed.get("model_name", "custom"), pose.get("kind"), pose.get("backbone"))
-    backbone = (stored_pose(init, cfg.pose.kind) or {}).get("backbone", cfg.pose.backbone)
-    now = (model_name, cfg.pose.kind, backbone if cfg.pose.kind == "strengthened" else None)
-    labels = ("model", "pose kind", "pose backbone")
-    diffs = [f"{label} {a} -> {b}" for label, a, b in zip(labels, was, now) if a != b and a is not None]
-    scale = resumed.get("train_config", {}).get("train", {}).get("pose_lr_scale", 1.0)
-    if scale != cfg.train.pose_lr_scale:  # the optimiser's groups and their rates are the run's own
-        diffs.append(f"train.pose_lr_scale {scale:g} -> {cfg.train.pose_lr_scale:g}")
-    if diffs:
-        raise ValueError(f"{path} holds a run that this config does not continue ({', '.join(diffs)}). {_WAYS_OUT}")
 
 
 def _remove_stale_temps(folder: Path) -> None:
@@ -131,7 +71,7 @@ class _StopFlag:
 class Trainer:
     """Owns the models, optimiser and state; ``fit()`` runs (or resumes) training."""
 
-    objective: SelfSupervisedObjective | SupervisedObjective
+    objective: Objective
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
 
@@ -145,19 +85,25 @@ class Trainer:
         last = self.out_dir / "last.pt"
         resume_from = last if resume and last.is_file() else None
         resumed = read_checkpoint(resume_from) if resume_from is not None else None
-        depth_net, init_ckpt = build_depth_net(cfg, resumed)
+        init_ckpt = read_init(cfg)
         self.model_name = cfg.model.name if init_ckpt is None else init_ckpt.get("model_name", "custom")
+        self.depth_cfg = depth_config(cfg, init_ckpt, resumed)
         if resumed is not None:
             check_resume(resumed, last, self.model_name, cfg, init_ckpt)
+        # the data first: a wrong path, topic or size is reported before any model is built or downloaded
+        self.train_ds, self.val_ds = build_datasets(cfg.data, self.depth_cfg.height, self.depth_cfg.width, cfg.train)
         if self.dist.is_main:
             log.info("training %s with the %s pose net in %s", self.model_name, cfg.pose.kind, self.out_dir)
-        pose_net = build_pose_net(cfg, resumed or init_ckpt)
-        self.depth_cfg = depth_net.config
-        self.depth_net = self._wrap(depth_net)
-        self.pose_net = self._wrap(pose_net)
-        self.train_ds, self.val_ds = build_datasets(cfg.data, self.depth_cfg.height, self.depth_cfg.width, cfg.train)
+        self.depth_net = self._wrap(build_depth_net(cfg, self.depth_cfg, init_ckpt, resumed))
+        self.pose_net = self._wrap(build_pose_net(cfg, resumed or init_ckpt))
+        self.depth_cfg = self.depth_model().config  # with the pretrained weights' input normalisation
         self.sampler = EpochSampler(len(self.train_ds), cfg.train.seed, self.dist.rank, self.dist.world_size)
-        self._build_optimisation(cfg)
+        anchor = self.depth_model() if cfg.train.anchor_weight else None  # the starting model, before any resume
+        self.objective = build_objective(cfg, self.depth_cfg, anchor)
+        self.optim = build_optimisation(cfg, self.depth_net, self.pose_net, self.steps_per_epoch())
+        self.optimizer, self.scheduler = self.optim.optimizer, self.optim.scheduler
+        if cfg.train.supervised and self.dist.is_main:
+            _note_unused_by_supervised(cfg)
         self.use_amp = cfg.train.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.epoch = self.step_in_epoch = self.global_step = 0
@@ -170,61 +116,6 @@ class Trainer:
             cfg.save(self.out_dir / "config.yaml")
 
     # -- setup -------------------------------------------------------------
-    def _build_optimisation(self, cfg: TrainConfig) -> None:
-        """Self-supervised: Adam + StepLR (per epoch). Supervised: AdamW + OneCycle (per step), clip 0.1."""
-        t = cfg.train
-        if t.warmup_steps < 0:
-            raise ValueError(f"train.warmup_steps must be >= 0, got {t.warmup_steps}")
-        if t.supervised:
-            self.objective = SupervisedObjective(self.depth_cfg.min_depth, self.depth_cfg.max_depth,
-                                                 self.depth_cfg.canonical_fy)
-            self.optimizer = torch.optim.AdamW(self.depth_net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-            total = t.max_steps or t.epochs * max(1, self.steps_per_epoch())
-            self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=t.lr, total_steps=total)
-            self.onecycle_steps = total
-            self.step_scheduler_per_batch = True
-            if t.clip_grad is None:
-                t.clip_grad = 0.1
-            unused = [name for name, on in (("train.anchor_weight", bool(t.anchor_weight)),
-                                            ("train.photometric_resolution", t.photometric_resolution != 1)) if on]
-            if unused and self.dist.is_main:
-                log.info("%s: for self-supervised training, not used with supervised training", ", ".join(unused))
-            return
-        self.objective = SelfSupervisedObjective(cfg.data.frame_ids, t.smoothness, t.automask,
-                                                 t.depth_relative_translation, t.stereo_weight,
-                                                 t.photometric_scales, self._anchor(cfg), t.anchor_weight,
-                                                 t.anchor_gate, t.detach_translation_scale,
-                                                 (self.depth_cfg.height, self.depth_cfg.width),
-                                                 self.depth_cfg.canonical_fy)
-        self.optimizer = torch.optim.Adam(self._parameter_groups(t.lr, t.pose_lr_scale), lr=t.lr)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, t.step_size, t.gamma)
-        self.step_scheduler_per_batch = False
-
-    def _parameter_groups(self, lr: float, pose_scale: float) -> list[dict]:
-        """One group for both networks (the layout of every checkpoint before ``train.pose_lr_scale``), or,
-        with another pose scale, the depth net's group then the pose net's at ``lr * pose_scale`` (at 0 its
-        weights stay as they are, and ``_train_mode`` keeps its batch norm statistics too)."""
-        if pose_scale < 0:
-            raise ValueError(f"train.pose_lr_scale must be >= 0, got {pose_scale}")
-        depth, pose = list(self.depth_net.parameters()), list(self.pose_net.parameters())
-        if pose_scale == 1.0:
-            return [{"params": depth + pose}]
-        return [{"params": depth}, {"params": pose, "lr": lr * pose_scale}]
-
-    def _anchor(self, cfg: TrainConfig) -> DepthAnchor | None:
-        """The starting model, frozen, when ``train.anchor_weight`` is set (built before any resume)."""
-        if cfg.train.anchor_weight < 0:
-            raise ValueError(f"train.anchor_weight must be >= 0, got {cfg.train.anchor_weight}")
-        if cfg.train.anchor_weight == 0:
-            if cfg.train.anchor_gate:
-                raise ValueError("train.anchor_gate gates the anchor: set train.anchor_weight > 0 with it, "
-                                 "or train.anchor_gate=false for no anchor")
-            return None
-        if not cfg.model.init:
-            raise ValueError("train.anchor_weight holds the depth to the starting model: it needs one "
-                             "(--init or model.init)")
-        return DepthAnchor(self.depth_model())
-
     def _wrap(self, module: nn.Module) -> nn.Module:
         module = module.to(self.device)
         if self.dist.enabled:
@@ -284,7 +175,7 @@ class Trainer:
         except RuntimeError as exc:  # e.g. model.overrides changed the shapes since the run began
             first = str(exc).strip().splitlines()[-1].strip()[:160]
             raise ValueError(f"cannot resume from {path}: its weights do not fit this config ({first}). "
-                             f"{_WAYS_OUT}") from None
+                             f"{WAYS_OUT}") from None
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self._follow_config_schedule()
@@ -357,21 +248,26 @@ class Trainer:
         loader = self.loader(self.train_ds, self.sampler)
         self._train_mode()
         scalars: dict = {}
-        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.cfg.train.epochs}", initial=0,
-                   disable=not self.dist.is_main, dynamic_ncols=True)
-        for batch in bar:
-            out = self.train_step(_to_device(batch, self.device))
-            self.step_in_epoch += 1
-            self.global_step += 1
-            scalars = out.scalars()
-            bar.set_postfix(loss=f"{scalars['loss']:.4f}")
-            self.log_step(scalars, out, batch)
-            if self.global_step % self.cfg.run.checkpoint_every == 0:
-                self.save_state()
-            if stop.stop:
-                return scalars  # an interrupted epoch resumes where it stopped
-            if self._done():
-                break
+        steps = self.steps_per_epoch() - self.step_in_epoch
+        desc = f"epoch {self.epoch + 1}/{self.cfg.train.epochs}"
+        if self.cfg.train.max_steps:  # the bar ends where the step budget ends the run
+            steps = min(steps, self.cfg.train.max_steps - self.global_step)
+            desc += f" (run ends at step {self.cfg.train.max_steps})"
+        with tqdm(total=steps, desc=desc, disable=not self.dist.is_main, dynamic_ncols=True) as bar:
+            for batch in loader:
+                out = self.train_step(_to_device(batch, self.device))
+                self.step_in_epoch += 1
+                self.global_step += 1
+                scalars = out.scalars()
+                bar.update(1)
+                bar.set_postfix(loss=f"{scalars['loss']:.4f}")
+                self.log_step(scalars, out, batch)
+                if self.global_step % self.cfg.run.checkpoint_every == 0:
+                    self.save_state()
+                if stop.stop:
+                    return scalars  # an interrupted epoch resumes where it stopped
+                if self._done():
+                    break
         if self.step_in_epoch >= self.steps_per_epoch():  # every batch of the epoch was taken
             self.step_in_epoch = 0
         return scalars
@@ -385,10 +281,10 @@ class Trainer:
             out = self.objective(self.depth_net, self.pose_net, batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
-        if self.cfg.train.clip_grad:
+        if self.optim.clip_grad:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
-                                     self.cfg.train.clip_grad)
+                                     self.optim.clip_grad)
         share = self.warmup_factor(self.global_step)
         scheduled = [g["lr"] for g in self.optimizer.param_groups]
         if share < 1.0:
@@ -399,7 +295,7 @@ class Trainer:
             for group, lr in zip(self.optimizer.param_groups, scheduled):  # the scheduler keeps its own rate
                 group["lr"] = lr
         self.scaler.update()
-        if self.step_scheduler_per_batch and self.scheduler.last_epoch < self.onecycle_steps:
+        if self.optim.per_batch and self.scheduler.last_epoch < self.optim.total_steps:
             self.scheduler.step()
         return out
 
@@ -410,7 +306,7 @@ class Trainer:
 
     def end_epoch(self) -> None:
         self.epoch += 1
-        if not self.step_scheduler_per_batch:
+        if not self.optim.per_batch:
             self.scheduler.step()
         self.keep_best(self.epoch)
         self.save_state()
@@ -440,22 +336,14 @@ class Trainer:
         self.depth_net.train()
         self.pose_net.train(self.cfg.train.pose_lr_scale > 0)
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Mean photometric loss; median-scaled abs_rel where the data has ground truth."""
+        assert self.val_ds is not None
         self.depth_net.eval()
         self.pose_net.eval()
-        photo, abs_rel = [], []
-        for batch in self.loader(self.val_ds):
-            batch = _to_device(batch, self.device)
-            out = self.objective(self.depth_net, self.pose_net, batch)
-            photo.append(out.photometric.item())
-            if "depth_gt" in batch:
-                abs_rel.extend(_abs_rel(batch["depth_gt"], out.depth, self.depth_cfg.max_depth))
+        result = photometric_scores(self.depth_net, self.pose_net, self.objective, self.loader(self.val_ds),
+                                    self.device, self.depth_cfg.max_depth, show=self.dist.is_main)
         self._train_mode()
-        result = {"photometric": float(np.mean(photo))}
-        if abs_rel:
-            result["abs_rel"] = float(np.mean(abs_rel))
         return {k: all_reduce_mean(torch.tensor(v, device=self.device)).item() for k, v in result.items()}
 
     # -- logging -------------------------------------------------------------
@@ -481,10 +369,9 @@ class Trainer:
             self._tb().add_image("warped_source", out.warped[0].detach().clamp(0, 1).cpu(), self.global_step)
 
 
-def _abs_rel(gt: torch.Tensor, pred: torch.Tensor, max_depth: float) -> list[float]:
-    rows = []
-    for g, p in zip(gt.cpu().numpy(), pred.cpu().numpy()):
-        mask = gt_mask(g, max_depth)
-        if mask.any():
-            rows.append(evaluate_pair(g, p, mask, max_depth=max_depth)[0]["abs_rel"])
-    return rows
+def _note_unused_by_supervised(cfg: TrainConfig) -> None:
+    t = cfg.train
+    unused = [name for name, on in (("train.anchor_weight", bool(t.anchor_weight)),
+                                    ("train.photometric_resolution", t.photometric_resolution != 1)) if on]
+    if unused:
+        log.info("%s: for self-supervised training, not used with supervised training", ", ".join(unused))

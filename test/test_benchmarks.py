@@ -157,7 +157,8 @@ def test_metric_finetuning_lowers_silog(world_dir, tmp_path):
         "train.supervised": True, "train.lr": 3e-3, "train.max_steps": 60, "train.epochs": 100,
         "train.batch_size": 4, "train.flip": 0.0, "train.color_jitter": 0.0}))
     trainer = Trainer(cfg, resume=False)
-    assert isinstance(trainer.optimizer, torch.optim.AdamW) and trainer.cfg.train.clip_grad == 0.1
+    assert isinstance(trainer.optimizer, torch.optim.AdamW) and trainer.optim.clip_grad == 0.1
+    assert cfg.train.clip_grad is None  # in effect, without changing the caller's config
     batch = next(iter(trainer.loader(trainer.train_ds)))
 
     def silog():

@@ -159,11 +159,12 @@ def _without_root_file_powers() -> None:
 
 
 @pytest.mark.slow
-def test_a_read_only_run_folder_is_one_clear_line(tmp_path):
+def test_a_read_only_run_folder_is_one_clear_line(tmp_path, world_dir):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
-    cmd = [sys.executable, "-m", "spidepth_core.cli", "train", "model.name=spidepth_tiny", f"run.out_dir={ro / 'run'}"]
+    cmd = [sys.executable, "-m", "spidepth_core.cli", "train", "model.name=spidepth_tiny", f"data.path={world_dir}",
+           f"run.out_dir={ro / 'run'}"]
     try:
         proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120,
                               preexec_fn=_without_root_file_powers if os.geteuid() == 0 else None)
@@ -225,5 +226,5 @@ def test_a_benchmark_run_takes_the_run_folder_lock(world_dir, tmp_path):
     from spidepth_core.tools.bench_accuracy import run_one
     run = tmp_path / "run"
     with RunLock(run), pytest.raises(RunFolderBusy, match="in use by another training run"):
-        run_one(None, tiny_overrides(world_dir, run, **{"train.max_steps": 1}), run, world_dir)
+        run_one(load_config(None, tiny_overrides(world_dir, run, **{"train.max_steps": 1})), run, world_dir)
     assert sorted(p.name for p in run.iterdir()) == []  # nothing written; the lock file went with its holder

@@ -126,9 +126,8 @@ def test_warmup_scales_the_first_steps_and_leaves_the_schedule(world_dir, tmp_pa
 
 
 def test_warmup_steps_must_not_be_negative(world_dir, tmp_path):
-    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.warmup_steps": -1}))
-    with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
-        Trainer(cfg, resume=False)
+    with pytest.raises(ValueError, match="warmup_steps must be >= 0"):  # when the config is read
+        load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.warmup_steps": -1}))
 
 
 def test_forward_start_biases_a_new_pose_net_only(world_dir, tmp_path):
@@ -144,15 +143,13 @@ def test_forward_start_biases_a_new_pose_net_only(world_dir, tmp_path):
 
 
 def test_anchor_needs_a_starting_model(world_dir, tmp_path):
-    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_weight": 1.0}))
+    """Refused when the config is read, before anything is built or written."""
     with pytest.raises(ValueError, match="needs one"):
-        Trainer(cfg, resume=False)
-    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_weight": -1}))
+        load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_weight": 1.0}))
     with pytest.raises(ValueError, match=">= 0"):
-        Trainer(cfg, resume=False)
-    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_gate": True}))
+        load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_weight": -1}))
     with pytest.raises(ValueError, match="anchor_weight > 0"):
-        Trainer(cfg, resume=False)
+        load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.anchor_gate": True}))
     assert not (tmp_path / "run").exists()
 
 
@@ -178,7 +175,7 @@ def test_a_fine_tune_resumes_with_the_pose_backbone_of_its_init(world_dir, tmp_p
     start = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "start", **pose,
                                                      **{"pose.backbone": "tf_efficientnet_lite0"})))
     start.fit()
-    tune = {**pose, "model.init": tmp_path / "start" / "last.pt"}  # pose.backbone stays the default, resnet18
+    tune = {**pose, "model.init": tmp_path / "start" / "last.pt", "pose.backbone": "resnet18"}
     first = Trainer(load_config(None, tiny_overrides(world_dir, tmp_path / "tune", **tune)))
     first.fit()
     assert first.pose_model().config["backbone"] == "tf_efficientnet_lite0"
@@ -283,9 +280,8 @@ def test_photometric_loss_at_twice_the_input_size(world_dir, tmp_path):
 
 
 def test_photometric_resolution_is_checked(world_dir, tmp_path, caplog):
-    cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.photometric_resolution": 0}))
-    with pytest.raises(ValueError, match=">= 1"):
-        Trainer(cfg, resume=False)
+    with pytest.raises(ValueError, match=">= 1"):  # when the config is read
+        load_config(None, tiny_overrides(world_dir, tmp_path / "run", **{"train.photometric_resolution": 0}))
     assert not (tmp_path / "run").exists()
     cfg = load_config(None, tiny_overrides(world_dir, tmp_path / "gt", **{
         "train.photometric_resolution": 2, "train.supervised": True, "model.overrides": "{height: 32, width: 96}"}))

@@ -4,12 +4,13 @@ Compares the pose arms (pretrained strengthened, random strengthened, standard) 
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import load_config
+from ..config import TrainConfig, load_config
 from ..data import find_sequences
 from ..evaluate import evaluate_sequences
 from ..inference import Predictor
@@ -29,17 +30,23 @@ POSE_ARMS = {
 }
 
 
+def world_folders(root: Path, stereo: bool = False) -> tuple[Path, Path]:
+    """Where make_world puts the training and the held-out sequences."""
+    return root / ("train_stereo" if stereo else "train"), root / ("val_stereo" if stereo else "val")
+
+
 def make_world(root: Path, train_seqs: int, val_seqs: int, frames: int, height: int, width: int,
                stereo: bool = False) -> tuple[Path, Path]:
-    train = root / ("train_stereo" if stereo else "train")
-    val = root / ("val_stereo" if stereo else "val")
+    train, val = world_folders(root, stereo)
     generate(train, list(range(train_seqs)), frames, height, width, stereo=stereo)
     generate(val, list(range(HELD_OUT_SEED, HELD_OUT_SEED + val_seqs)), frames, height, width, stereo=stereo)
     return train, val
 
 
-def run_one(config: str | None, overrides: list[str], out_dir: Path, val: Path) -> dict:
-    cfg = load_config(config, overrides + [f"run.out_dir={out_dir}"])
+def run_one(cfg: TrainConfig, out_dir: Path, val: Path) -> dict:
+    """Train ``cfg`` in ``out_dir`` (resuming it), then score its last weights on ``val``."""
+    cfg = copy.deepcopy(cfg)
+    cfg.run.out_dir = str(out_dir)
     with RunLock(out_dir):  # two benchmarks given the same settings must not train one folder together
         trainer = Trainer(cfg, resume=True)
         trainer.fit()
@@ -66,21 +73,22 @@ def format_summary(summary: dict) -> str:
 
 def run_benchmark(out: Path, config: str | None, poses: list[str], seeds: list[int], steps: int,
                   world: dict, overrides: list[str]) -> dict:
-    train, val = make_world(out / "world", **world)
-    if world.get("stereo"):
-        overrides = overrides + ["data.stereo_dir=right", "data.stereo_baseline=0.54"]
     unknown = [p for p in poses if p not in POSE_ARMS]
     if unknown:
         raise ValueError(f"unknown pose arm(s) {unknown}; choose from {sorted(POSE_ARMS)}")
+    if world.get("stereo"):
+        overrides = overrides + ["data.stereo_dir=right", "data.stereo_baseline=0.54"]
+    train, val = world_folders(out / "world", bool(world.get("stereo")))
+    runs = {(pose, seed): load_config(config, overrides + [f"data.path={train}", f"data.val_path={val}",
+                                                           *POSE_ARMS[pose], f"train.seed={seed}",
+                                                           f"train.max_steps={steps}"])
+            for pose in poses for seed in seeds}  # every config checked before anything is rendered
+    make_world(out / "world", **world)
     results: dict[str, list[dict]] = {p: [] for p in poses}
-    for pose in poses:
-        for seed in seeds:
-            run_dir = out / "runs" / f"{pose}_seed{seed}"
-            ov = overrides + [f"data.path={train}", f"data.val_path={val}", *POSE_ARMS[pose],
-                              f"train.seed={seed}", f"train.max_steps={steps}"]
-            metrics = run_one(config, ov, run_dir, val)
-            print(f"{pose} seed {seed}: abs_rel {metrics['abs_rel']:.4f}  a1 {metrics['a1']:.4f}")
-            results[pose].append({"seed": seed, **metrics})
+    for (pose, seed), cfg in runs.items():
+        metrics = run_one(cfg, out / "runs" / f"{pose}_seed{seed}", val)
+        print(f"{pose} seed {seed}: abs_rel {metrics['abs_rel']:.4f}  a1 {metrics['a1']:.4f}")
+        results[pose].append({"seed": seed, **metrics})
     report = write_report(out / "accuracy.json", {"steps": steps, "seeds": seeds, "world": world,
                                                   "overrides": overrides, "runs": results})
     print(format_summary(report["summary"]))

@@ -7,6 +7,7 @@ renders or trains anew instead of resuming something else.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -62,21 +63,24 @@ def world_name(world: dict) -> str:
 
 def run_benchmark(out: Path, model: Path, config: str, lr_factors: list[float], world: dict,
                   overrides: list[str]) -> dict:
-    from ..config import load_config
+    from ..config import check_values, load_config
+    from ..shipped import config_file
     from .bench_accuracy import run_one
     name = world_name(world)
     bags, held_out = make_recordings(out / name, **world)
+    base = load_config(config, overrides, check=False)  # checked below, with the recordings and the model
+    base.data.source, base.data.path, base.data.cache_dir = "bag", str(bags), str(out / "cache")
+    base.data.image_topic, base.data.camera_info_topic = IMAGE_TOPIC, INFO_TOPIC
+    base.model.init = str(model)
+    check_values(base)
     sequences = find_sequences(held_out)
     before = evaluate_sequences(Predictor(model, backend="torch"), sequences)
-    base_lr = load_config(config, overrides).train.lr
-    setup = digest(model.read_bytes(), Path(config).read_bytes(), overrides, name)
+    setup = digest(model.read_bytes(), config_file(config).read_bytes(), overrides, name)
     rows = []
     for factor in lr_factors:
-        lr = base_lr * factor
-        ov = overrides + ["data.source=bag", f"data.path={bags}", f"data.image_topic={IMAGE_TOPIC}",
-                          f"data.camera_info_topic={INFO_TOPIC}", f"data.cache_dir={out / 'cache'}",
-                          f"model.init={model}", f"train.lr={lr}"]
-        after = run_one(config, ov, out / "runs" / f"{name}_{setup}_lr_x{factor:g}", held_out)
+        cfg = copy.deepcopy(base)
+        lr = cfg.train.lr = base.train.lr * factor
+        after = run_one(cfg, out / "runs" / f"{name}_{setup}_lr_x{factor:g}", held_out)
         change = after["abs_rel"] / before["abs_rel"] - 1
         print(f"lr {lr:.2e} (x{factor:g}): held-out abs_rel {before['abs_rel']:.4f} -> {after['abs_rel']:.4f} "
               f"({change:+.1%})")

@@ -9,15 +9,15 @@ auto-masking.
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..checkpoint import read_checkpoint
 from ..config import load_config
+from ..data.build import build_datasets
 from ..data.sample import evenly_spaced
+from ..parts import Scorer, scorer
 
 # Thresholds of the findings (each a sign seen in stuck runs, not a proof).
 FORWARD_MIN = 0.5        # share of the camera's motion along its optical axis
@@ -72,20 +72,16 @@ def findings(summary: dict[str, float]) -> list[str]:
     return out
 
 
-def _trainer(run_dir: Path, checkpoint: Path, scratch: str, overrides: list[str]):
-    """A Trainer that holds ``checkpoint``'s networks and the run's data, without augmentation or anchor."""
-    from ..trainer import Trainer
+def _run_config(run_dir: Path, overrides: list[str]):
+    """The run's config (with the user's overrides), its data as recorded: no augmentation, no stereo."""
     config = run_dir / "config.yaml"
     if not config.is_file():
         raise FileNotFoundError(f"{config} not found: diagnose takes a training run's folder (or a checkpoint "
                                 "in one)")
-    ckpt = read_checkpoint(checkpoint)
-    if "pose_state_dict" not in ckpt:
-        raise ValueError(f"{checkpoint} holds no pose net; diagnose needs a run's last.pt or best.pt")
-    fixed = [f"model.init={checkpoint}", "train.flip=0", "train.color_jitter=0", "train.anchor_weight=0",
-             "train.anchor_gate=false", "train.automask=true", "train.photometric_scales=1", "data.stereo_dir=null",
-             "train.workers=0", f"run.out_dir={scratch}"]
-    return Trainer(load_config(str(config), [*overrides, *fixed]), resume=False)
+    cfg = load_config(str(config), overrides)
+    cfg.train.flip = cfg.train.color_jitter = 0.0
+    cfg.data.stereo_dir = None
+    return cfg
 
 
 @torch.no_grad()
@@ -93,30 +89,29 @@ def diagnose(run: Path, samples: int = 16, overrides: list[str] | None = None) -
     """Per-sample pose and depth statistics of a run's checkpoint (``run``: a run folder, whose last.pt is
     taken, or a checkpoint in one), their medians, and the findings."""
     checkpoint = run / "last.pt" if run.is_dir() else run
-    run_dir = checkpoint.parent
-    with tempfile.TemporaryDirectory() as scratch:
-        trainer = _trainer(run_dir, checkpoint, scratch, list(overrides or []))
-        use_val = trainer.val_ds is not None and len(trainer.val_ds) >= min(samples, len(trainer.train_ds))
-        data = trainer.val_ds if use_val else trainer.train_ds
-        trainer.depth_net.eval()
-        trainer.pose_net.eval()
-        picks = evenly_spaced(len(data), samples)
-        rows = [_sample(trainer, data[int(i)]) for i in picks]
+    cfg = _run_config(checkpoint.parent, list(overrides or []))
+    parts = scorer(checkpoint, cfg)
+    size = parts.depth_net.config
+    train, val = build_datasets(cfg.data, size.height, size.width, cfg.train)
+    use_val = val is not None and len(val) >= min(samples, len(train))
+    data = val if use_val and val is not None else train
+    picks = evenly_spaced(len(data), samples)
+    rows = [_sample(parts, cfg.data.frame_ids, data[int(i)]) for i in picks]
     keys = dict.fromkeys(k for row in rows for k in row)  # abs_rel only where a frame has ground truth
     summary = {k: float(np.median([row[k] for row in rows if k in row])) for k in keys}
     return {"checkpoint": str(checkpoint), "samples": len(rows), "data": "validation" if use_val else "training",
             "summary": summary, "findings": findings(summary), "rows": rows}
 
 
-def _sample(trainer, item: dict) -> dict[str, float]:
+def _sample(parts: Scorer, frame_ids: list[int], item: dict) -> dict[str, float]:
     from ..metrics import evaluate_pair, gt_mask
-    cfg = trainer.cfg
-    batch = {k: v[None].to(trainer.device) for k, v in item.items()}
-    out = trainer.objective(trainer.depth_net, trainer.pose_net, batch)
+    batch = {k: v[None].to(parts.device) for k, v in item.items()}
+    out = parts.objective(parts.depth_net, parts.pose_net, batch)
     depth = out.depth[0, 0].cpu().numpy()
-    shape = depth_shape(depth, trainer.depth_cfg.max_depth)
+    max_depth = parts.depth_net.config.max_depth
+    shape = depth_shape(depth, max_depth)
     motions, angles = [], []
-    for T, frame_id in zip(out.poses, cfg.data.frame_ids[1:]):  # the poses the photometric error used
+    for T, frame_id in zip(out.poses, frame_ids[1:]):  # the poses the photometric error used
         motion, angle = camera_motion(T, frame_id)
         motions.append(motion[0])
         angles.append(angle[0])
@@ -129,9 +124,9 @@ def _sample(trainer, item: dict) -> dict[str, float]:
            "explained_share": float(out.automask.float().mean()), "photometric": float(out.photometric)}
     if "depth_gt" in batch:
         gt = batch["depth_gt"][0, 0].cpu().numpy()
-        mask = gt_mask(gt, trainer.depth_cfg.max_depth)
+        mask = gt_mask(gt, max_depth)
         if mask.any():
-            row["abs_rel"] = evaluate_pair(gt, depth, mask, max_depth=trainer.depth_cfg.max_depth)[0]["abs_rel"]
+            row["abs_rel"] = evaluate_pair(gt, depth, mask, max_depth=max_depth)[0]["abs_rel"]
             row["log_depth_corr"] = float(np.corrcoef(np.log(gt[mask]), np.log(depth[mask]))[0, 1])
     return row
 
