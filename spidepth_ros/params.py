@@ -12,7 +12,7 @@ PACKAGE = "spidepth_ros"
 
 # name: (default, description, range or choices, read_only)
 PARAMETERS = {
-    "model_path": ("", "checkpoint (.pt), ONNX (.onnx) or TensorRT engine; empty = the bundled model", None, False),
+    "model_path": ("", ".pt, .onnx or TensorRT .engine; empty or bundled: the bundled model", None, False),
     "backend": ("auto", "auto | tensorrt | onnxruntime | torch", ("auto", "tensorrt", "onnxruntime", "torch"), True),
     "device": ("", "torch/onnxruntime device: '' (best available), cpu, cuda, cuda:N", None, True),
     "use_compressed": (False, "subscribe to image/compressed instead of image", None, True),

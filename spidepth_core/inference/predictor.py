@@ -10,17 +10,13 @@ import numpy as np
 
 from ..camera_space import canonical_fy, focal_factor
 from ..geometry import resize_intrinsics
+from ..shipped import model_file
 from .factory import open_backend
 from .resolver import resolve
 
 log = logging.getLogger("spidepth.inference")
 
 NO_UNCERTAINTY = "has no uncertainty output; re-export it with spidepth export"
-
-
-def default_model_path() -> Path:
-    """The bundled model (trained on the synthetic street world)."""
-    return Path(__file__).resolve().parent.parent / "assets" / "default_model.pt"
 
 
 @dataclass
@@ -33,12 +29,13 @@ class DepthResult:
 class Predictor:
     """Owns pre/post-processing around one backend.
 
-    ``model``: checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine); default: the bundled model.
+    ``model``: checkpoint (.pt), ONNX (.onnx) or TensorRT engine (.engine); default (or 'bundled'): the
+    bundled model.
     ``backend``: auto, tensorrt, onnxruntime or torch; ``resolve`` decides what runs where.
     """
 
     def __init__(self, model: str | Path | None = None, backend: str = "auto", device: str | None = None) -> None:
-        self.model_path = Path(model) if model else default_model_path()
+        self.model_path = model_file(model)
         self.plan = resolve(self.model_path, backend, device)
         self.backend = open_backend(self.plan, device)
         log.info("depth backend: %s (%s)", self.backend.name, self.plan.reason)
