@@ -29,11 +29,21 @@ def _count(text: str) -> int:
     return value
 
 
-def _write_json(path: str | None, data: dict) -> None:
-    """--json: also write the figures there (nothing without the option)."""
-    if path:
-        import json
-        Path(path).write_text(json.dumps(data, indent=2))
+JSON_HELP = ("also give the figures as JSON: written to PATH, or with no PATH to stdout (the other output then "
+             "goes to stderr)")
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", nargs="?", const="-", metavar="PATH", help=JSON_HELP)
+
+
+def _write_json(where: str, data: Any) -> None:
+    import json
+    text = json.dumps(data, indent=2, default=str)
+    if where == "-":
+        print(text)
+    else:
+        Path(where).write_text(text + "\n")
 
 
 def _add_train(sub) -> None:
@@ -51,14 +61,15 @@ def _add_train(sub) -> None:
 
 def _add_deploy(sub) -> None:
     p = sub.add_parser("deploy", help="best checkpoint of a run -> ONNX (+ TensorRT engine where possible)")
-    p.add_argument("run_dir")
-    p.add_argument("--fp16", action="store_true")
+    p.add_argument("run_dir", help="a training run's folder (its best.pt, else last.pt, is deployed)")
+    p.add_argument("--fp16", action="store_true", help="fp16 weights and compute in the ONNX graph")
+    _add_json(p)
     p.set_defaults(func=cmd_deploy)
 
 
 def cmd_deploy(args) -> int:
     from .tools.deploy import deploy
-    deploy(Path(args.run_dir), args.fp16)
+    args.report = deploy(Path(args.run_dir), args.fp16)
     return 0
 
 
@@ -67,7 +78,7 @@ def _add_diagnose(sub) -> None:
     p.add_argument("run", help="a training run's folder (its last.pt is taken) or a checkpoint in one")
     p.add_argument("overrides", nargs="*", help="section.key=value on the run's config, e.g. data.val_path=DIR")
     p.add_argument("--samples", type=_count, default=16, help="frame triplets, spread over the validation data")
-    p.add_argument("--json", help="also write the statistics (per sample and medians) here")
+    _add_json(p)
     p.set_defaults(func=cmd_diagnose)
 
 
@@ -75,7 +86,7 @@ def cmd_diagnose(args) -> int:
     from .tools.diagnose import diagnose, format_report
     report = diagnose(Path(args.run), args.samples, list(args.overrides))
     print(format_report(report))
-    _write_json(args.json, report)
+    args.report = report
     return 0
 
 
@@ -90,12 +101,12 @@ def _add_evidence(sub) -> None:
     p.add_argument("--resolving-power", action="store_true",
                    help="no model: how often the frames, at their own size, tell the true depth from it scaled by "
                         "0.9, 1.1 and 1.5")
-    p.add_argument("--json", help="also write the figures here")
+    _add_json(p)
     p.set_defaults(func=cmd_evidence)
 
 
 def cmd_evidence(args) -> int:
-    from .inference.predictor import default_model_path
+    from .shipped import model_file
     from .tools.evidence import evidence, format_report, format_resolving_power, resolving_power
     if args.resolving_power:
         if args.model:
@@ -103,9 +114,9 @@ def cmd_evidence(args) -> int:
         report = resolving_power(Path(args.data), args.samples)
         print(format_resolving_power(report))
     else:
-        report = evidence(Path(args.model) if args.model else default_model_path(), Path(args.data), args.samples)
+        report = evidence(model_file(args.model), Path(args.data), args.samples)
         print(format_report(report))
-    _write_json(args.json, report)
+    args.report = report
     return 0
 
 
@@ -113,11 +124,12 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="depth for an image or a folder of images")
     p.add_argument("input", help="image file or folder")
     p.add_argument("--model", help="checkpoint / ONNX / engine (default: the bundled model)")
-    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                   help="auto: TensorRT, then ONNX Runtime, then PyTorch, as the model and machine allow")
     p.add_argument("--output", default="depth_out", help="output folder (default: depth_out)")
     p.add_argument("--scale-policy", default="none", choices=["none", "fixed", "camera_height"],
                    help="as the node's: none, fixed (x --depth-scale), camera_height (ground fit)")
-    p.add_argument("--depth-scale", type=float, default=1.0)
+    p.add_argument("--depth-scale", type=float, default=1.0, help="multiplier, for --scale-policy fixed")
     p.add_argument("--camera-height", type=float, default=1.5, help="metres, for --scale-policy camera_height")
     p.add_argument("--camera-pitch", type=float, default=0.0,
                    help="degrees the camera looks down (+) or up (-) from level, for --scale-policy camera_height")
@@ -127,20 +139,25 @@ def _add_predict(sub) -> None:
     p.add_argument("--uncertainty", action="store_true", help="also write <name>_uncertainty.npy (metres)")
     p.add_argument("--max-pixels", type=_count,
                    help="larger images are skipped, from their header before decoding (default 12582912, 4096x3072)")
+    _add_json(p)
     p.set_defaults(func=cmd_predict)
 
 
 def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="render synthetic street sequences (images, GT depth, poses)")
     p.add_argument("output", help="output folder (one seq_NNNN folder per sequence)")
-    p.add_argument("--sequences", type=_count, default=4)
-    p.add_argument("--frames", type=_count, default=100)
+    p.add_argument("--sequences", type=_count, default=4, help="drives to render, one folder each")
+    p.add_argument("--frames", type=_count, default=100, help="frames per drive")
     p.add_argument("--size", default="96x320", help="HxW (the bundled model's input size)")
     p.add_argument("--seed", type=int, default=0, help="first sequence seed")
     p.add_argument("--stops", action="store_true", help="include a stretch where the camera halts")
     p.add_argument("--stereo", action="store_true", help="also render the right camera (0.54 m baseline)")
     p.add_argument("--camera-height", type=float, help="camera metres above the ground (default: a car's, 1.5-1.8)")
-    p.add_argument("--bag", choices=["sqlite3", "mcap"], help="also write each sequence as a rosbag2")
+    p.add_argument("--bag", choices=["sqlite3", "mcap"], help="also write each sequence as a rosbag2 (a practice "
+                   "recording: /camera/image_raw and /camera/camera_info)")
+    p.add_argument("--bag-depth", choices=["32FC1", "16UC1"],
+                   help="with --bag: also record the true depth on /camera/depth/image in this encoding (32FC1 "
+                        "metres, or 16UC1 millimetres as RGB-D cameras send it), for evaluate --depth-topic")
     p.add_argument("--variety", action="store_true",
                    help="a camera drawn per sequence (40-110 deg, 4:3 to KITTI-wide, 0.3-2.5 m up, tilted), more "
                         "kinds of objects, coloured light and a sensor look (white balance, noise, blur, JPEG)")
@@ -151,21 +168,23 @@ def _add_synth(sub) -> None:
 
 
 def _add_benchmark(sub) -> None:
-    p = sub.add_parser("benchmark", help="accuracy or latency benchmarks")
-    bsub = p.add_subparsers(dest="kind", required=True)
+    p = sub.add_parser("benchmark", help="accuracy, fine-tuning, cameras or latency benchmarks")
+    bsub = p.add_subparsers(dest="kind", required=True, metavar="KIND",
+                            help="accuracy, finetune, cameras or latency (each has its own --help)")
     a = bsub.add_parser("accuracy", help="train on synthetic sequences, evaluate on held-out ones")
     a.add_argument("--config", help="training YAML (default: built-in defaults)")
-    a.add_argument("--output", default="runs/accuracy")
+    a.add_argument("--output", default="runs/accuracy", help="folder for the world, the runs and accuracy.json")
     a.add_argument("--poses", default="pretrained,strengthened,standard",
                    help="pose arms: pretrained (strengthened, ImageNet backbone), strengthened (random), standard")
-    a.add_argument("--seeds", default="0,1,2")
+    a.add_argument("--seeds", default="0,1,2", help="training seeds per pose arm, comma-separated")
     a.add_argument("--steps", type=_count, default=300, help="optimiser steps per run")
-    a.add_argument("--train-sequences", type=_count, default=8)
-    a.add_argument("--val-sequences", type=_count, default=3)
-    a.add_argument("--frames", type=_count, default=60)
-    a.add_argument("--size", default="96x320")
+    a.add_argument("--train-sequences", type=_count, default=8, help="drives to train on")
+    a.add_argument("--val-sequences", type=_count, default=3, help="held-out drives to score on")
+    a.add_argument("--frames", type=_count, default=60, help="frames per drive")
+    a.add_argument("--size", default="96x320", help="HxW of the rendered frames")
     a.add_argument("--stereo", action="store_true", help="add the rendered stereo partner (as the bundled model)")
     a.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
+    _add_json(a)
     a.set_defaults(func=cmd_benchmark_accuracy)
     f = bsub.add_parser("finetune", help="fine-tune a model on unseen synthetic bags at several learning rates")
     f.add_argument("--model", help="checkpoint to fine-tune (default: the bundled model)")
@@ -178,13 +197,15 @@ def _add_benchmark(sub) -> None:
     f.add_argument("--camera-height", type=float,
                    help="render the recordings from a camera this many metres above the ground (a robot's) "
                         "instead of a car's 1.5-1.8 m")
-    f.add_argument("--output", default="runs/finetune_bench")
+    f.add_argument("--output", default="runs/finetune_bench", help="folder for the recordings, runs and reports")
     f.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
+    _add_json(f)
     f.set_defaults(func=cmd_benchmark_finetune)
     cams = bsub.add_parser("cameras", help="depth on cameras (field of view, aspect, height) and in a world that "
                                           "training never saw: median-scaled, no scaling, camera_height policy")
     cams.add_argument("--model", help="checkpoint / ONNX / engine (default: the bundled model)")
-    cams.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
+    cams.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                   help="auto: TensorRT, then ONNX Runtime, then PyTorch, as the model and machine allow")
     cams.add_argument("--sequences", type=_count, default=2, help="drives per camera (default 2)")
     cams.add_argument("--frames", type=_count, default=40, help="frames per drive (default 40)")
     cams.add_argument("--native-aspect", action="store_true",
@@ -192,36 +213,44 @@ def _add_benchmark(sub) -> None:
                            "squashing every image to the model's size (measures keeping the aspect)")
     cams.add_argument("--output", default="runs/cameras_bench", help="where the rendered world is kept")
     cams.add_argument("--workers", type=int, default=2, help="render processes")
-    cams.add_argument("--json", help="also write the figures here")
+    _add_json(cams)
     cams.set_defaults(func=cmd_benchmark_cameras)
     lat = bsub.add_parser("latency", help="latency per backend against PyTorch eager, same run")
-    lat.add_argument("--model", help="checkpoint (default: bundled); ONNX is exported beside it if missing")
-    lat.add_argument("--backends", default="torch,onnxruntime")
+    lat.add_argument("--model", help="checkpoint (default: the bundled model)")
+    lat.add_argument("--backends", default="torch,onnxruntime", help="comma-separated: torch, onnxruntime, tensorrt")
     lat.add_argument("--size", help="HxW input (default: the model's); ONNX is exported at this size")
-    lat.add_argument("--runs", type=_count, default=50)
-    lat.add_argument("--warmup", type=int, default=5)
-    lat.add_argument("--output", default="runs/latency")
+    lat.add_argument("--runs", type=_count, default=50, help="timed runs per backend")
+    lat.add_argument("--warmup", type=int, default=5, help="untimed runs first")
+    lat.add_argument("--output", default="runs/latency",
+                     help="folder for the model at the benchmark size, its ONNX and latency.json")
+    _add_json(lat)
     lat.set_defaults(func=cmd_benchmark_latency)
 
 
 def _add_export(sub) -> None:
     p = sub.add_parser("export", help="ONNX export (+ onnxruntime parity check), optionally a TensorRT engine")
-    p.add_argument("checkpoint")
-    p.add_argument("--onnx", help="output .onnx (default: beside the checkpoint)")
-    p.add_argument("--height", type=int)
-    p.add_argument("--width", type=int)
+    p.add_argument("checkpoint", help="a .pt checkpoint, or 'bundled' for the bundled model")
+    p.add_argument("--onnx", help="output .onnx (default: beside the checkpoint; the bundled model's in the "
+                                  "working folder)")
+    p.add_argument("--height", type=int, help="input height in pixels (default: the checkpoint's)")
+    p.add_argument("--width", type=int, help="input width in pixels (default: the checkpoint's)")
     p.add_argument("--fp16", action="store_true", help="fp16 weights and compute (fp32 input/output)")
     p.add_argument("--tolerance", type=float, help="max relative difference allowed (default 1e-3, fp16 2e-2)")
     p.add_argument("--engine", action="store_true", help="also build the cached TensorRT engine (needs a GPU)")
+    _add_json(p)
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args) -> int:
     from .export import TENSORRT_OPS, export_onnx, graph_ops
     from .inference.parity import check_parity
-    out = Path(args.onnx) if args.onnx else Path(args.checkpoint).with_suffix(".onnx")
-    path = export_onnx(args.checkpoint, out, args.height, args.width, args.fp16)
-    diff = check_parity(args.checkpoint, path)
+    from .shipped import is_bundled, model_file
+    checkpoint = model_file(args.checkpoint)
+    out = Path(args.onnx) if args.onnx else checkpoint.with_suffix(".onnx")
+    if not args.onnx and is_bundled(checkpoint):  # never into the installed package
+        out = Path(checkpoint.with_suffix(".onnx").name)
+    path = export_onnx(checkpoint, out, args.height, args.width, args.fp16)
+    diff = check_parity(checkpoint, path)
     tol = args.tolerance or (2e-2 if args.fp16 else 1e-3)
     print(f"wrote {path}; onnxruntime vs PyTorch: max abs {diff['max_abs']:.2e} m, max rel {diff['max_rel']:.2e}")
     unknown = graph_ops(path) - TENSORRT_OPS
@@ -229,9 +258,13 @@ def cmd_export(args) -> int:
         print(f"warning: ops not on the TensorRT-checked list: {sorted(unknown)}")
     if diff["max_rel"] > tol:
         raise RuntimeError(f"parity check failed: max rel {diff['max_rel']:.2e} > tolerance {tol:.0e}")
+    args.report = {"onnx": str(Path(path).resolve()), "fp16": args.fp16, "tolerance": tol, **diff,
+                   "unchecked_ops": sorted(unknown), "engine": None}
     if args.engine:
         from .inference.tensorrt import engine_for_onnx
-        print(f"engine: {engine_for_onnx(path)}")
+        engine = engine_for_onnx(path)
+        args.report["engine"] = str(engine)
+        print(f"engine: {engine}")
     return 0
 
 
@@ -254,8 +287,8 @@ def cmd_convert(args) -> int:
 
 def _add_compact(sub) -> None:
     p = sub.add_parser("compact", help="a checkpoint without train state (optimiser, RNG), optionally fp16")
-    p.add_argument("checkpoint")
-    p.add_argument("output")
+    p.add_argument("checkpoint", help="a .pt checkpoint (a run's best.pt or last.pt)")
+    p.add_argument("output", help="the smaller checkpoint to write (may be the same path)")
     p.add_argument("--fp16", action="store_true", help="store weights in half precision (loads as float32)")
     p.set_defaults(func=cmd_compact)
 
@@ -272,7 +305,7 @@ def _add_export_gt(sub) -> None:
     p = sub.add_parser("export-gt", help="KITTI: velodyne scans of a split -> gt_depths.npz")
     p.add_argument("--data", required=True, help="KITTI raw root")
     p.add_argument("--split", required=True, help="split file (e.g. the Eigen test files)")
-    p.add_argument("--output", default="gt_depths.npz")
+    p.add_argument("--output", default="gt_depths.npz", help="the .npz to write")
     p.set_defaults(func=cmd_export_gt)
 
 
@@ -295,7 +328,8 @@ def _add_evaluate(sub) -> None:
                    help="benchmark protocol (default: GT folders)")
     p.add_argument("--split", help="kitti_eigen: the Eigen test split file; cityscapes: test_files.txt (GT order)")
     p.add_argument("--gt", help="kitti_eigen: gt_depths.npz from `spidepth export-gt`")
-    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES)
+    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                   help="auto: TensorRT, then ONNX Runtime, then PyTorch, as the model and machine allow")
     scaling = p.add_mutually_exclusive_group()
     scaling.add_argument("--no-median-scaling", action="store_true", help="default for metric checkpoints")
     scaling.add_argument("--median-scaling", action="store_true", help="default for self-supervised ones")
@@ -304,7 +338,7 @@ def _add_evaluate(sub) -> None:
                    "(median scaling off)")
     p.add_argument("--max-depth", type=float, default=EVAL_MAX_DEPTH,
                    help="GT folders and bags: score pixels with true depth under this (metres)")
-    p.add_argument("--json", help="also write the metrics here")
+    _add_json(p)
     p.add_argument("--uncertainty", metavar="PLOT.png",
                    help="GT folders: also rank pixels by the model's uncertainty; prints AUSE and the rank "
                         "correlation with the error, and draws the sparsification curves here")
@@ -338,17 +372,28 @@ def cmd_synth(args) -> int:
     seeds = list(range(args.seed, args.seed + args.sequences))
     folders = generate(args.output, seeds, args.frames, h, w, args.workers, args.stops, args.stereo,
                        args.camera_height, Scene(variety=args.variety, style=args.style))
+    if args.bag_depth and not args.bag:
+        raise ValueError("--bag-depth records depth into the bags: add --bag sqlite3 or --bag mcap")
     if args.bag:
         from .data.bag import write_camera_bag
         from .data.folder import FolderSequence, list_images, read_rgb
         for folder in folders:
-            bag = Path(f"{folder}_{args.bag}")
+            bag = Path(f"{folder}_{args.bag}" + (f"_depth{args.bag_depth}" if args.bag_depth else ""))
+            seq = FolderSequence(folder)
             if not bag.exists():
-                write_camera_bag(bag, (read_rgb(p) for p in list_images(folder)), FolderSequence(folder).K,
-                                 storage=args.bag)
+                depths = (_true_depth(seq, i) for i in range(len(seq.files))) if args.bag_depth else None
+                write_camera_bag(bag, (read_rgb(p) for p in list_images(folder)), seq.K, storage=args.bag,
+                                 depths=depths, depth_encoding=args.bag_depth or "32FC1")
             print(f"bag: {bag}")
     print(f"wrote {len(folders)} sequence(s) to {args.output}")
     return 0
+
+
+def _true_depth(seq, i: int):
+    depth = seq.depth(i)
+    if depth is None:
+        raise ValueError(f"{seq.files[i]} has no depth/ file to record")
+    return depth
 
 
 def cmd_benchmark_accuracy(args) -> int:
@@ -356,21 +401,21 @@ def cmd_benchmark_accuracy(args) -> int:
     h, w = _size(args.size)
     world = dict(train_seqs=args.train_sequences, val_seqs=args.val_sequences, frames=args.frames,
                  height=h, width=w, stereo=args.stereo)
-    run_benchmark(Path(args.output), args.config, args.poses.split(","), [int(s) for s in args.seeds.split(",")],
-                  args.steps, world, list(args.overrides))
+    args.report = run_benchmark(Path(args.output), args.config, args.poses.split(","),
+                                [int(s) for s in args.seeds.split(",")], args.steps, world, list(args.overrides))
     return 0
 
 
 def cmd_benchmark_finetune(args) -> int:
     from .checkpoint import read_checkpoint
-    from .inference import default_model_path
+    from .shipped import model_file
     from .tools.bench_finetune import run_benchmark
-    model = Path(args.model) if args.model else default_model_path()
+    model = model_file(args.model)
     h, w = _size(args.size) if args.size else tuple(read_checkpoint(model)["input_size"])
     world = dict(bags=args.bags, held_out=args.held_out, frames=args.frames, height=h, width=w,
                  mount_height=args.camera_height)
-    run_benchmark(Path(args.output), model, args.config, [float(f) for f in args.lr_factors.split(",")], world,
-                  list(args.overrides))
+    args.report = run_benchmark(Path(args.output), model, args.config,
+                                [float(f) for f in args.lr_factors.split(",")], world, list(args.overrides))
     return 0
 
 
@@ -378,16 +423,17 @@ def cmd_benchmark_cameras(args) -> int:
     from .tools.bench_cameras import run_benchmark
     report = run_benchmark(Path(args.model) if args.model else None, args.backend, Path(args.output),
                            args.sequences, args.frames, args.workers, args.native_aspect)
-    _write_json(args.json, report)
+    args.report = report
     return 0
 
 
 def cmd_benchmark_latency(args) -> int:
-    from .inference import default_model_path
+    from .shipped import model_file
     from .tools.bench_latency import run_benchmark
-    model = Path(args.model) if args.model else default_model_path()
-    run_benchmark(model, args.backends.split(","), _size(args.size) if args.size else None, args.runs, args.warmup,
-                  Path(args.output))
+    model = model_file(args.model)
+    rows = run_benchmark(model, args.backends.split(","), _size(args.size) if args.size else None, args.runs,
+                         args.warmup, Path(args.output))
+    args.report = {"model": str(model), "rows": rows}
     return 0
 
 
@@ -406,8 +452,9 @@ def cmd_evaluate(args) -> int:
         if height != "poses" and not _positive(height):
             raise ValueError(f"--camera-height must be metres > 0 or 'poses', got {height!r}")
         median = False
+    if height is not None and not args.bag:
         print(f"scale: camera_height policy ({height}{'' if height == 'poses' else ' m'}), no median scaling")
-    else:
+    elif not args.bag:
         print(f"median scaling: {'on' if median else 'off'} ({'metric' if metric else 'self-supervised'} model)")
     for flag, given in (("--uncertainty", args.uncertainty), ("--by-depth", args.by_depth),
                         ("--by-row", args.by_row)):
@@ -439,7 +486,7 @@ def cmd_evaluate(args) -> int:
     print(format_table(result))
     for bands in tables.values():
         print(f"abs_rel by {bands.title} (pooled over pixels):\n{bands.table()}")
-    _write_json(args.json, {**result, **extra})
+    args.report = {**result, **extra}
     return 0
 
 
@@ -472,13 +519,14 @@ def _evaluate_bag(args, predictor, height: str | None) -> int:
         result: dict = {"photometric": error}
     else:
         sequences = bag_ground_truth(args.bag, args.image_topic, args.depth_topic, args.camera_info_topic)
-        scaled = evaluate_sequences(predictor, sequences, True, max_depth=args.max_depth)
         metric = evaluate_sequences(predictor, sequences, False, max_depth=args.max_depth, camera_height=height)
-        print(f"median-scaled ({scaled['images']} frames):\n{format_table(scaled)}")
-        print(f"{'camera_height policy' if height else 'metric (no scaling)'}:\n{format_table(metric)}")
+        scaled = evaluate_sequences(predictor, sequences, True, max_depth=args.max_depth)
+        print(f"{f'camera_height policy ({height} m)' if height else 'no scaling (metric)'}, {metric['images']} "
+              f"frames:\n{format_table(metric)}")
+        print(f"for reference, median-scaled (each frame scaled to the truth):\n{format_table(scaled)}")
         print(f"scale stability: the per-frame median scale varies by {100 * scaled['scale_std']:.1f}% (std/mean)")
         result = {"median_scaled": scaled, "metric": metric}
-    _write_json(args.json, result)
+    args.report = result
     return 0
 
 
@@ -503,6 +551,9 @@ def cmd_train(args) -> int:
     if args.supervised:
         overrides.append("train.supervised=true")
     cfg = load_config(config, overrides)
+    if not cfg.data.path:
+        raise ValueError("nothing to train on: give a config (e.g. config/finetune_bag.yaml, or one of "
+                         "config/train_*.yaml), --bag BAG --image-topic TOPIC, or data.path=FOLDER")
     main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 holds the folder for all
     try:
         with RunLock(cfg.run.out_dir) if main_rank else contextlib.nullcontext():
@@ -517,7 +568,9 @@ def cmd_train(args) -> int:
                   file=sys.stderr)
         return 128 + trainer.interrupted
     if main_rank:
-        print(f"done: {trainer.global_step} steps; last: {scalars}; run folder {cfg.run.out_dir}")
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in scalars.items())
+        print(f"done: {trainer.global_step} steps (last step: {figures}); checkpoints best.pt and last.pt in "
+              f"{cfg.run.out_dir}")
     return 0
 
 
@@ -531,6 +584,8 @@ def cmd_predict(args) -> int:
                          args.min_depth, args.max_depth)
     written, skipped = predict_path(args.input, args.output, args.model, args.backend, policy, args.intrinsics,
                                     args.uncertainty, args.max_pixels or MAX_PIXELS)
+    args.report = {"output": str(Path(args.output).resolve()), "written": written,
+                   "skipped": [{"image": str(path), "reason": reason} for path, reason in skipped]}
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     print(f"wrote depth for {written} image(s) to {args.output}"
@@ -563,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "evaluate, benchmark, ...", formatter_class=_HelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks of errors")
     parser.add_argument("--version", action="version", version=f"spidepth {__version__}")
-    sub: Any = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub: Any = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND",
+                                     help="one of the commands below; spidepth COMMAND --help for its options")
     for add in _COMMANDS:
         add(sub)
     return parser
@@ -584,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return args.func(args)
+        return _run(args)
     except KeyboardInterrupt as exc:
         print(f"spidepth {args.command}: interrupted {exc}", file=sys.stderr)
         return 130
@@ -597,6 +653,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"spidepth {args.command}: error: {type(exc).__name__}: {first_line(exc)} (-v shows the traceback)",
               file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command; with ``--json`` its report too (with ``--json`` alone, stdout holds only the JSON)."""
+    where = getattr(args, "json", None)
+    with contextlib.redirect_stdout(sys.stderr) if where == "-" else contextlib.nullcontext():
+        code = args.func(args)
+    if where and getattr(args, "report", None) is not None:
+        _write_json(where, args.report)
+    return code
 
 
 if __name__ == "__main__":

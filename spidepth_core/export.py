@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,7 +19,8 @@ TENSORRT_OPS = {"Add", "Cast", "Concat", "Constant", "Conv", "CumSum", "Div", "E
                 "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Softmax",
                 "Split", "Sqrt", "Squeeze", "Sub", "Transpose", "Unsqueeze", "Where", "Pow", "Clip",
                 "ConstantOfShape", "Expand", "Equal", "Range", "Flatten", "ReduceMax", "Max", "Min",
-                "BatchNormalization", "Mod", "Neg", "Tanh", "GlobalAveragePool", "AveragePool", "MaxPool", "Einsum"}
+                "BatchNormalization", "Mod", "Neg", "Tanh", "GlobalAveragePool", "AveragePool", "MaxPool", "Einsum",
+                "Ceil"}
 
 
 OUTPUTS = ("depth", "uncertainty")
@@ -65,7 +67,10 @@ def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = No
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused encoder op has no ONNX form
     try:
-        with torch.no_grad(), tempfile.TemporaryDirectory() as folder:
+        with torch.no_grad(), tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+            # the exporter's notes on a size check that is constant here and on slices it cannot fold
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message="Constant folding")
             graph = Path(folder) / "graph.onnx"
             torch.onnx.export(_ExportWrapper(model, fp16), (torch.rand(1, 3, height, width),), str(graph),
                               dynamo=False, opset_version=OPSET, input_names=["image"], output_names=list(OUTPUTS))

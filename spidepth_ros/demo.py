@@ -139,6 +139,7 @@ def _play(bag: Path, out: Path, loops: int, node: subprocess.Popen) -> int:
             key = (ros_msg.header.stamp.sec, ros_msg.header.stamp.nanosec)
             sent[key], frames[key] = time.monotonic(), rgb
             pub_img.publish(ros_msg)
+    streaming_diag = last.get("diag")  # the node's own figures while frames still arrived
     end = time.monotonic() + 3
     while time.monotonic() < end and len(got) < len(sent):
         rclpy.spin_once(player, timeout_sec=0.05)
@@ -148,8 +149,9 @@ def _play(bag: Path, out: Path, loops: int, node: subprocess.Popen) -> int:
     print(f"demo: input {len(sent) / duration:.1f} Hz, output {len(got) / duration:.1f} Hz "
           f"({len(got)}/{len(sent)} frames), latency median {np.median(lat):.1f} ms, p90 "
           f"{np.percentile(lat, 90):.1f} ms" if lat else "demo: no depth received")
-    if "diag" in last:
-        print("demo: diagnostics " + ", ".join(f"{kv.key}={kv.value}" for kv in last["diag"].status[0].values))
+    if streaming_diag is not None:
+        print("demo: node diagnostics while streaming " + ", ".join(f"{kv.key}={kv.value}"
+                                                                  for kv in streaming_diag.status[0].values))
     _write_outputs(out, last, frames, write_ply)
     rclpy.shutdown()
     return 0 if got else 1

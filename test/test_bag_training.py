@@ -48,9 +48,13 @@ def test_bag_errors(tmp_path):
 
 
 def test_no_intrinsics_is_an_error_and_yaml_works(tmp_path):
-    _bag(tmp_path / "b", 3, 4)
-    with pytest.raises(ValueError, match="no CameraInfo"):
+    imgs = [rgb for rgb, _, _ in render_sequence(3, 4, H, W)]
+    write_camera_bag(tmp_path / "b", imgs, kitti_intrinsics(H, W), info_topic="/elsewhere/camera_info")
+    with pytest.raises(ValueError, match="no CameraInfo"):  # not beside the image topic, and none named
         decode_bag(tmp_path / "b", tmp_path / "c1", "/camera/image_raw", None, None)
+    _bag(tmp_path / "beside", 3, 4)  # camera_info beside the image topic: found without naming it
+    found = decode_bag(tmp_path / "beside", tmp_path / "c0", "/camera/image_raw", None, None)
+    assert yaml.safe_load((found / "intrinsics.yaml").read_text())["fx"] == pytest.approx(kitti_intrinsics(H, W)[0, 0])
     k = tmp_path / "k.yaml"
     k.write_text(yaml.safe_dump(dict(fx=10.0, fy=10.0, cx=5.0, cy=5.0, width=W * 2, height=H * 2)))
     out = decode_bag(tmp_path / "b", tmp_path / "c2", "/camera/image_raw", None, str(k))
@@ -165,11 +169,13 @@ def test_evaluate_on_a_recording_with_a_depth_topic(tiny_checkpoint, tmp_path, m
     write_camera_bag(bag, (seq.image(i) for i in range(len(seq))), seq.K, depth_encoding=encoding,
                      depths=(seq.depth(i) for i in range(len(seq))))
     report = tmp_path / "report.json"
+    info = ["--camera-info-topic", "/camera/camera_info"] if encoding == "32FC1" else []  # else found beside
     assert main(["evaluate", "--model", str(tiny_checkpoint), "--backend", "torch", "--bag", str(bag),
-                 "--image-topic", "/camera/image_raw", "--camera-info-topic", "/camera/camera_info",
+                 "--image-topic", "/camera/image_raw", *info,
                  "--depth-topic", "/camera/depth/image", "--max-depth", "60", "--json", str(report)]) == 0
     out = capsys.readouterr().out
-    assert "median-scaled (12 frames)" in out and "metric (no scaling)" in out and "scale stability" in out
+    assert "median-scaled" in out and "no scaling (metric), 12 frames" in out and "scale stability" in out
+    assert out.index("no scaling") < out.index("median-scaled") and "median scaling: on" not in out
     got = json.loads(report.read_text())
     # the same frames from folders; up to 60 m, as 16UC1 ends at 65.535 m
     direct = evaluate_sequences(Predictor(tiny_checkpoint, "torch"), [seq], max_depth=60.0)

@@ -141,3 +141,74 @@ def test_counts_below_one_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code == 2 and message in capsys.readouterr().err
+
+
+def _all_parsers(parser):
+    import argparse
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_parsers(sub)
+
+
+def test_every_option_has_help_and_benchmark_lists_its_kinds(capsys):
+    from spidepth_core.cli import build_parser
+    parsers = list(_all_parsers(build_parser()))
+    missing = [f"{p.prog} {a.dest}" for p in parsers for a in p._actions if not a.help]
+    assert not missing
+    assert not [p.prog for p in parsers if "``" in (p.description or "") + (p.epilog or "")]
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--help"])
+    text = capsys.readouterr().out
+    assert all(kind in text for kind in ("accuracy", "finetune", "cameras", "latency"))
+
+
+def test_json_alone_goes_to_stdout_and_with_a_path_to_that_file(tiny_checkpoint, world_dir, tmp_path, capsys):
+    import json
+    assert main(["predict", str(world_dir / "seq_0001"), "--model", str(tiny_checkpoint), "--output",
+                 str(tmp_path / "d"), "--json"]) == 0
+    out = capsys.readouterr()
+    report = json.loads(out.out)  # nothing else on stdout
+    assert report["written"] == 24 and report["skipped"] == [] and "wrote depth" in out.err
+    assert main(["export", str(tiny_checkpoint), "--onnx", str(tmp_path / "m.onnx"), "--json",
+                 str(tmp_path / "e.json")]) == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["onnx"] == str((tmp_path / "m.onnx").resolve()) and report["max_rel"] < 1e-3
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_train_without_data_says_what_it_needs_before_writing_anything(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to train on" in err and "--bag" in err and "config" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_built_in_defaults_train_offline_and_the_data_is_checked_first(world_dir, tmp_path, monkeypatch, capsys):
+    """The defaults (Lite0 encoder and pose backbone) need no download; a wrong folder is named before
+    any model is built."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from spidepth_core import trainer
+    built = []
+    monkeypatch.setattr(trainer, "build_depth_net", lambda *a: built.append(a) or pytest.fail("model built"))
+    assert main(["train", f"data.path={tmp_path / 'missing'}", f"run.out_dir={tmp_path / 'r0'}"]) == 2
+    assert str(tmp_path / "missing") in capsys.readouterr().err and not built
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["train", f"data.path={world_dir}", "train.max_steps=1", "train.batch_size=2",
+                 f"run.out_dir={tmp_path / 'r1'}"]) == 0
+    assert (tmp_path / "r1" / "last.pt").is_file()
+
+
+def test_the_bundled_model_and_shipped_configs_are_found_from_any_folder(tmp_path, monkeypatch):
+    from spidepth_core.config import load_config
+    from spidepth_core.shipped import default_model_path, model_file
+    monkeypatch.chdir(tmp_path)
+    assert model_file("bundled") == default_model_path() == model_file(None)
+    assert load_config("config/finetune_bag.yaml", ["model.init=bundled"]).train.anchor_weight > 0
+    before = sorted(default_model_path().parent.iterdir())
+    assert main(["export", "bundled"]) == 0
+    assert (tmp_path / "default_model.onnx").is_file()
+    assert sorted(default_model_path().parent.iterdir()) == before  # nothing written into the package

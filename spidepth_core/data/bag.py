@@ -70,6 +70,7 @@ def read_camera(path: str | Path, image_topic: str, info_topic: str | None = Non
     """
     with open_bag(path) as reader:
         topics = {c.topic: c.msgtype for c in reader.connections}
+        info_topic = info_topic or camera_info_beside(topics, image_topic)
         wanted = [t for t in (image_topic, info_topic) if t]
         for topic in wanted:
             if topic not in topics:
@@ -85,6 +86,16 @@ def read_camera(path: str | Path, image_topic: str, info_topic: str | None = Non
             else:
                 K = np.asarray(msg.k, np.float64).reshape(3, 3)
                 yield stamp, None, (K if valid_intrinsics(K) else None), msg
+
+
+def camera_info_beside(topics: dict[str, str], image_topic: str) -> str | None:
+    """The CameraInfo topic of ``image_topic``'s camera when none is named: the ``camera_info`` beside the
+    image topic (image_pipeline's layout), if the recording has it."""
+    beside = image_topic.rsplit("/", 1)[0] + "/camera_info"
+    if topics.get(beside) != "sensor_msgs/msg/CameraInfo":
+        return None
+    log.info("camera intrinsics from %s (give --camera-info-topic for another)", beside)
+    return beside
 
 
 def find_bags(path: str | Path) -> list[Path]:
@@ -290,8 +301,9 @@ def _image_msg(ts, rgb: np.ndarray, stamp_ns: int, frame_id: str, encoding: str 
 def _depth_msg(ts, depth: np.ndarray, stamp_ns: int, frame_id: str, encoding: str):
     """Metres (0 or NaN invalid) -> a depth Image: 16UC1 millimetres or 32FC1 metres."""
     h, w = depth.shape
-    if encoding == "16UC1":
-        px = np.where(np.isfinite(depth), np.clip(np.round(depth * 1000.0), 0, 65535), 0).astype("<u2")
+    if encoding == "16UC1":  # 0: no reading, as beyond 65.535 m, where millimetres no longer fit
+        mm = np.round(np.nan_to_num(depth.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0) * 1000.0)
+        px = np.where((mm > 0) & (mm <= 65535), mm, 0).astype("<u2")
     elif encoding == "32FC1":
         px = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype("<f4")
     else:

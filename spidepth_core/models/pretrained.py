@@ -16,10 +16,12 @@ the weights (mean, std on RGB in [0, 1]) is returned too; it is stored in checkp
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Iterator, Sequence, Union
 
 import timm
 import torch
@@ -89,6 +91,23 @@ def _resolve(backbone: str, source: WeightSource) -> str | None:
     return str(path)
 
 
+class _DropHeadNotes(logging.Filter):
+    """timm's note that the classifier's weights went unused: a feature extractor has no classifier."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unexpected keys")
+
+
+@contextlib.contextmanager
+def _quiet_about_head_weights() -> Iterator[None]:
+    logger, note = logging.getLogger("timm.models._builder"), _DropHeadNotes()
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
+
+
 def create_backbone(backbone: str, source: WeightSource = None,
                     **kwargs: Any) -> tuple[nn.Module, Normalisation | None]:
     """``timm.create_model(backbone, **kwargs)`` with weights from ``source``.
@@ -105,7 +124,8 @@ def create_backbone(backbone: str, source: WeightSource = None,
     elif where != "timm":
         overlay["file"] = where
     try:
-        model = timm.create_model(backbone, pretrained=True, pretrained_cfg_overlay=overlay or None, **kwargs)
+        with _quiet_about_head_weights():
+            model = timm.create_model(backbone, pretrained=True, pretrained_cfg_overlay=overlay or None, **kwargs)
     except Exception as exc:  # offline hub, unknown tag, wrong file: never fall back to random weights
         raise RuntimeError(f"could not load pretrained weights for {backbone!r} from {where} "
                            f"({type(exc).__name__}: {first_line(exc)}); {_help(backbone)}") from None
