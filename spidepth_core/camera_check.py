@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import valid_intrinsics
+from .pinhole import valid_intrinsics
 
 # Focal lengths as multiples of the image's longer side: 0.1 is a ~157 deg field of view, 50 about 1 deg.
 FOCAL_RANGE = (0.1, 50.0)

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import first_line
+from .errors import TRAINING_INSTALL, TRAINING_MODULES, first_line
+from .inference.resolver import BACKENDS
 from .metrics import EVAL_MAX_DEPTH
+from .scale import POLICIES
 
 log = logging.getLogger("spidepth")
-# inference.resolver.BACKENDS, spelled out here so that `spidepth --help` does not load torch (a test checks)
-BACKEND_CHOICES = ("auto", "tensorrt", "onnxruntime", "torch")
 
 
 def _count(text: str) -> int:
@@ -124,10 +124,10 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="depth for an image or a folder of images")
     p.add_argument("input", help="image file or folder")
     p.add_argument("--model", help="checkpoint / ONNX / engine (default: the bundled model)")
-    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="auto: TensorRT, then ONNX Runtime, then PyTorch, as the model and machine allow")
     p.add_argument("--output", default="depth_out", help="output folder (default: depth_out)")
-    p.add_argument("--scale-policy", default="none", choices=["none", "fixed", "camera_height"],
+    p.add_argument("--scale-policy", default="none", choices=POLICIES,
                    help="as the node's: none, fixed (x --depth-scale), camera_height (ground fit)")
     p.add_argument("--depth-scale", type=float, default=1.0, help="multiplier, for --scale-policy fixed")
     p.add_argument("--camera-height", type=float, default=1.5, help="metres, for --scale-policy camera_height")
@@ -204,7 +204,7 @@ def _add_benchmark(sub) -> None:
     cams = bsub.add_parser("cameras", help="depth on cameras (field of view, aspect, height) and in a world that "
                                           "training never saw: median-scaled, no scaling, camera_height policy")
     cams.add_argument("--model", help="checkpoint / ONNX / engine (default: the bundled model)")
-    cams.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+    cams.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="auto: TensorRT, then ONNX Runtime, then PyTorch, as the model and machine allow")
     cams.add_argument("--sequences", type=_count, default=2, help="drives per camera (default 2)")
     cams.add_argument("--frames", type=_count, default=40, help="frames per drive (default 40)")
@@ -235,6 +235,9 @@ def _add_export(sub) -> None:
     p.add_argument("--height", type=int, help="input height in pixels (default: the checkpoint's)")
     p.add_argument("--width", type=int, help="input width in pixels (default: the checkpoint's)")
     p.add_argument("--fp16", action="store_true", help="fp16 weights and compute (fp32 input/output)")
+    p.add_argument("--half-weights", action="store_true",
+                   help="weights stored in fp16 (half the file), computed in fp32: exact for a checkpoint that "
+                        "compact --fp16 made, such as the bundled model")
     p.add_argument("--tolerance", type=float, help="max relative difference allowed (default 1e-3, fp16 2e-2)")
     p.add_argument("--engine", action="store_true", help="also build the cached TensorRT engine (needs a GPU)")
     _add_json(p)
@@ -249,7 +252,7 @@ def cmd_export(args) -> int:
     out = Path(args.onnx) if args.onnx else checkpoint.with_suffix(".onnx")
     if not args.onnx and is_bundled(checkpoint):  # never into the installed package
         out = Path(checkpoint.with_suffix(".onnx").name)
-    path = export_onnx(checkpoint, out, args.height, args.width, args.fp16)
+    path = export_onnx(checkpoint, out, args.height, args.width, args.fp16, args.half_weights)
     diff = check_parity(checkpoint, path)
     tol = args.tolerance or (2e-2 if args.fp16 else 1e-3)
     print(f"wrote {path}; onnxruntime vs PyTorch: max abs {diff['max_abs']:.2e} m, max rel {diff['max_rel']:.2e}")
@@ -328,7 +331,7 @@ def _add_evaluate(sub) -> None:
                    help="benchmark protocol (default: GT folders)")
     p.add_argument("--split", help="kitti_eigen: the Eigen test split file; cityscapes: test_files.txt (GT order)")
     p.add_argument("--gt", help="kitti_eigen: gt_depths.npz from `spidepth export-gt`")
-    p.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="auto: TensorRT, then ONNX Runtime, then PyTorch, as the model and machine allow")
     scaling = p.add_mutually_exclusive_group()
     scaling.add_argument("--no-median-scaling", action="store_true", help="default for metric checkpoints")
@@ -644,6 +647,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"spidepth {args.command}: interrupted {exc}", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in TRAINING_MODULES or args.verbose:
+            raise
+        print(f"spidepth {args.command}: error: this needs {exc.name}, which the runtime install does not have: "
+              f"{TRAINING_INSTALL}", file=sys.stderr)
+        return 2
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         print(f"spidepth {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -5,11 +5,15 @@ import json
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import atomic_write_bytes, file_sha256, read_checkpoint
+from .checkpoint import read_checkpoint
+from .files import atomic_write_bytes, file_sha256
+from .inference.backends import EXPORT_VERSION
 from .models import DepthConfig, DepthNet
 
 OPSET = 17
@@ -24,7 +28,6 @@ TENSORRT_OPS = {"Add", "Cast", "Concat", "Constant", "Conv", "CumSum", "Div", "E
 
 
 OUTPUTS = ("depth", "uncertainty")
-EXPORT_VERSION = 2  # 2: the uncertainty output; exports cached under an older version are made again
 
 
 class _ExportWrapper(nn.Module):
@@ -54,9 +57,10 @@ def export_metadata(ckpt: dict, height: int, width: int, fp16: bool, checkpoint_
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = None, width: int | None = None,
-                fp16: bool = False) -> Path:
+                fp16: bool = False, half_weights: bool = False) -> Path:
     """Static-shape ONNX (opset 17): input ``image``, outputs ``depth`` and ``uncertainty``, and the
-    spidepth metadata in metadata_props."""
+    spidepth metadata in metadata_props. ``half_weights``: weights stored in fp16 (half the file), computed
+    in fp32 (ONNX Runtime casts them once, when the session opens)."""
     import onnx
     ckpt = read_checkpoint(checkpoint)
     cfg = DepthConfig.from_dict(ckpt["config"])
@@ -73,7 +77,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = No
             warnings.filterwarnings("ignore", message="Constant folding")
             graph = Path(folder) / "graph.onnx"
             torch.onnx.export(_ExportWrapper(model, fp16), (torch.rand(1, 3, height, width),), str(graph),
-                              dynamo=False, opset_version=OPSET, input_names=["image"], output_names=list(OUTPUTS))
+                              dynamo=False, opset_version=OPSET, input_names=["image"], output_names=list(OUTPUTS),
+                              do_constant_folding=not half_weights)  # unfolded, batch norm keeps its fp16 values
             proto = onnx.load(str(graph))
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
@@ -82,11 +87,32 @@ def export_onnx(checkpoint: str | Path, out: str | Path, height: int | None = No
         del dims[:]
         for value in (1, 1, height, width):
             dims.add().dim_value = value
+    if half_weights and not fp16:
+        store_weights_in_half(proto)
     meta = proto.metadata_props.add()
     meta.key, meta.value = "spidepth", json.dumps(export_metadata(ckpt, height, width, fp16, file_sha256(checkpoint)))
     onnx.checker.check_model(proto)
     atomic_write_bytes(proto.SerializeToString(), out)
     return Path(out)
+
+
+def store_weights_in_half(proto: Any, min_size: int = 1024) -> int:
+    """Each float32 initializer of at least ``min_size`` values becomes float16, read through a Cast back to
+    float32 under its old name; returns how many. A checkpoint stored in half precision loses nothing."""
+    from onnx import TensorProto, helper, numpy_helper
+    casts, count = [], 0
+    for init in proto.graph.initializer:
+        if init.data_type != TensorProto.FLOAT or np.prod(init.dims) < min_size:
+            continue
+        name = init.name
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}__half")
+        init.CopyFrom(half)
+        casts.append(helper.make_node("Cast", [half.name], [name], to=TensorProto.FLOAT, name=f"{name}__cast"))
+        count += 1
+    nodes = list(proto.graph.node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(casts + nodes)
+    return count
 
 
 def _s_size(model: DepthNet, height: int, width: int) -> tuple[int, int]:

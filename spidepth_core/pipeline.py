@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .geometry import intrinsics_matrix, kitti_intrinsics
 from .inference.predictor import DepthResult, Predictor
+from .pinhole import intrinsics_matrix, kitti_intrinsics
 from .scale import ScaleEstimator
 
 

@@ -6,9 +6,8 @@ xyzrgb: the same plus ``rgb`` float32 at 16 (bytes B, G, R, 0); point_step 32.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from .geometry import backproject, scale_intrinsics
+from .pinhole import scale_intrinsics
 
 XYZ_DTYPE = np.dtype({"names": ["x", "y", "z"], "formats": ["<f4"] * 3, "offsets": [0, 4, 8], "itemsize": 16})
 XYZRGB_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb"], "formats": ["<f4", "<f4", "<f4", "<u4"],
@@ -16,10 +15,18 @@ XYZRGB_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb"], "formats": ["<f4", "<f
 
 
 def depth_to_points(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """depth HxW (metres, NaN invalid) -> HxWx3 float32 camera-frame points (NaN where invalid)."""
-    d = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32))[None, None]
-    pts = backproject(d, torch.from_numpy(np.asarray(K, np.float32))[None])[0]
-    return pts.T.reshape(depth.shape[0], depth.shape[1], 3).numpy()
+    """depth HxW (metres, NaN invalid) -> HxWx3 float32 camera-frame points (NaN where invalid):
+    X = (u - cx) Z / fx, Y = (v - cy) Z / fy, Z = depth."""
+    h, w = depth.shape
+    K = np.asarray(K, np.float64)
+    z = np.asarray(depth, np.float32)
+    x = ((np.arange(w, dtype=np.float32) - K[0, 2]) / K[0, 0]).astype(np.float32)
+    y = ((np.arange(h, dtype=np.float32) - K[1, 2]) / K[1, 1]).astype(np.float32)
+    points = np.empty((h, w, 3), np.float32)
+    points[..., 0] = x[None, :] * z
+    points[..., 1] = y[:, None] * z
+    points[..., 2] = z
+    return points
 
 
 def decimate(depth: np.ndarray, K: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,10 +13,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import atomic_save, model_metadata, read_checkpoint, remove_stale_temps, save_model
+from .checkpoint import atomic_save, model_metadata, read_checkpoint, save_model
 from .config import TrainConfig
 from .data.build import build_datasets
 from .distributed import EpochSampler, all_reduce_mean, init_distributed
+from .files import remove_stale_temps
 from .models import DepthNet
 from .parts import (
     WAYS_OUT,

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from spidepth_core.geometry import kitti_intrinsics
+from spidepth_core.pinhole import kitti_intrinsics
 
 from .demo import ROOT, local_dds_env
 from .params import params_file

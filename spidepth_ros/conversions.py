@@ -6,8 +6,8 @@ import sys
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 
-from spidepth_core.geometry import valid_intrinsics
 from spidepth_core.image_codec import MAX_PIXELS, message_to_rgb
+from spidepth_core.pinhole import valid_intrinsics
 
 
 def image_to_rgb(msg: Image | CompressedImage, max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -37,7 +37,7 @@ def sample_recording(cache: Path | None = None) -> Path:
     """The sample rosbag2 (sqlite3), rendered from the synthetic world on first use."""
     from spidepth_core.cache import cache_dir
     from spidepth_core.data.bag import write_camera_bag
-    from spidepth_core.geometry import kitti_intrinsics
+    from spidepth_core.pinhole import kitti_intrinsics
     from spidepth_core.synth import render_sequence
     cache = cache or cache_dir()
     bag = cache / "sample_camera_bag"

@@ -25,9 +25,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from spidepth_core.camera_check import IntrinsicsGuard
 from spidepth_core.errors import first_line
-from spidepth_core.geometry import resize_intrinsics
 from spidepth_core.inference import Predictor, validate_model_file
 from spidepth_core.inference.predictor import NO_UNCERTAINTY
+from spidepth_core.pinhole import resize_intrinsics
 from spidepth_core.pipeline import DepthPolicy, fallback_intrinsics
 from spidepth_core.pointcloud import decimate, depth_to_points, pack_cloud
 from spidepth_core.scale import ScaleEstimator

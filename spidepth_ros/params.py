@@ -7,19 +7,21 @@ from pathlib import Path
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from spidepth_core.image_codec import MAX_PIXELS
+from spidepth_core.inference.resolver import BACKENDS
+from spidepth_core.scale import POLICIES
 
 PACKAGE = "spidepth_ros"
 
 # name: (default, description, range or choices, read_only)
 PARAMETERS = {
     "model_path": ("", ".pt, .onnx or TensorRT .engine; empty or bundled: the bundled model", None, False),
-    "backend": ("auto", "auto | tensorrt | onnxruntime | torch", ("auto", "tensorrt", "onnxruntime", "torch"), True),
+    "backend": ("auto", " | ".join(BACKENDS), BACKENDS, True),
     "device": ("", "torch/onnxruntime device: '' (best available), cpu, cuda, cuda:N", None, True),
     "use_compressed": (False, "subscribe to image/compressed instead of image", None, True),
     "output_size": ("model", "depth resolution: model (network size) or input (camera size)", ("model", "input"),
                     False),
     "scale_policy": ("none", "none | fixed (x depth_scale) | camera_height (ground-plane fit)",
-                     ("none", "fixed", "camera_height"), False),
+                     POLICIES, False),
     "depth_scale": (1.0, "multiplier for scale_policy fixed", (1e-4, 1e4), False),
     "camera_height": (1.5, "camera height above the ground in metres, for scale_policy camera_height",
                       (0.05, 20.0), False),

@@ -13,13 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_node(params: dict, extra: list[str] | None = None, log: Path | None = None,
-               env: dict | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "spidepth_ros.depth_node", "--ros-args", "--params-file",
+               env: dict | None = None, python: Path | None = None) -> subprocess.Popen:
+    """The node from this checkout, or with ``python`` the one installed in that interpreter's environment."""
+    cmd = [str(python or sys.executable), "-m", "spidepth_ros.depth_node", "--ros-args", "--params-file",
            str(ROOT / "config" / "depth.yaml")]
     for k, v in params.items():
         cmd += ["-p", f"{k}:={v}"]
     cmd += extra or []
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    env = {**os.environ, "PYTHONPATH": "" if python else str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           **(env or {})}
     out = open(log, "w") if log else subprocess.DEVNULL
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 

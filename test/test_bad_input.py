@@ -13,12 +13,13 @@ import torch
 
 from conftest import ROOT
 from ros_helpers import png_bomb
-from spidepth_core.checkpoint import TEMP_MARK, save_model
+from spidepth_core.checkpoint import save_model
 from spidepth_core.cli import main
 from spidepth_core.data.bag import bag_sequences, write_camera_bag
-from spidepth_core.geometry import kitti_intrinsics
+from spidepth_core.files import TEMP_MARK
 from spidepth_core.inference import Predictor
 from spidepth_core.models import create_model
+from spidepth_core.pinhole import kitti_intrinsics
 from spidepth_core.scale import MAX_STEP, ScaleEstimator
 from spidepth_core.synth import render_sequence
 

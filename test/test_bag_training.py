@@ -9,8 +9,8 @@ from spidepth_core.config import load_config
 from spidepth_core.data import find_sequences
 from spidepth_core.data.bag import bag_sequences, decode_bag, list_topics, read_camera, write_camera_bag
 from spidepth_core.evaluate import evaluate_sequences
-from spidepth_core.geometry import kitti_intrinsics
 from spidepth_core.inference import Predictor
+from spidepth_core.pinhole import kitti_intrinsics
 from spidepth_core.synth import generate, render_sequence
 from spidepth_core.trainer import Trainer
 

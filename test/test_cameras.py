@@ -10,10 +10,10 @@ import yaml
 from spidepth_core.camera_space import KITTI_FY, focal_factor
 from spidepth_core.checkpoint import save_model
 from spidepth_core.cli import main
-from spidepth_core.geometry import kitti_intrinsics
 from spidepth_core.inference import Predictor
 from spidepth_core.models import create_model, create_pose_net
 from spidepth_core.objective import SelfSupervisedObjective
+from spidepth_core.pinhole import kitti_intrinsics
 from spidepth_core.synth import Camera, Scene, generate, render_sequence
 from spidepth_core.synth.world import StreetWorld
 

@@ -128,3 +128,20 @@ def test_yaml_values_are_checked_too(tmp_path):
     f.write_text("data:\n  source: foldr\n")
     with pytest.raises(ValueError, match="data.source"):
         load_config(f)
+
+
+def test_the_shipped_onnx_is_the_bundled_checkpoints_export():
+    """The runtime's default model: exported from exactly the bundled checkpoint (a retrained .pt without a
+    new export fails here), with the same depth."""
+    import numpy as np
+
+    from spidepth_core.files import file_sha256
+    from spidepth_core.inference import Predictor
+    from spidepth_core.inference.resolver import exported_from
+    from spidepth_core.shipped import default_model_path
+    onnx = default_model_path().with_suffix(".onnx")
+    assert exported_from(onnx) == file_sha256(default_model_path())
+    rgb = np.random.default_rng(0).integers(0, 255, (96, 320, 3), dtype=np.uint8)
+    a = Predictor(onnx, "onnxruntime").predict(rgb).depth
+    b = Predictor(default_model_path(), "torch").predict(rgb).depth
+    assert np.allclose(a, b, rtol=1e-4)

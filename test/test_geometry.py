@@ -3,17 +3,8 @@ import math
 import numpy as np
 import torch
 
-from spidepth_core.geometry import (
-    axis_angle_to_matrix,
-    backproject,
-    intrinsics_matrix,
-    pooled_intrinsics,
-    pose_to_matrix,
-    project,
-    resize_intrinsics,
-    scale_intrinsics,
-    warp,
-)
+from spidepth_core.geometry import axis_angle_to_matrix, backproject, pooled_intrinsics, pose_to_matrix, project, warp
+from spidepth_core.pinhole import intrinsics_matrix, resize_intrinsics, scale_intrinsics
 
 
 def _K(b=1):

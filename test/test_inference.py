@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 import pytest
 
-from spidepth_core.checkpoint import file_sha256
 from spidepth_core.cli import main
 from spidepth_core.export import TENSORRT_OPS, export_onnx, graph_ops
+from spidepth_core.files import file_sha256
 from spidepth_core.inference import Predictor
 from spidepth_core.inference import tensorrt as trt_mod
 from spidepth_core.inference.parity import check_parity

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from spidepth_core.geometry import kitti_intrinsics, warp
+from spidepth_core.geometry import warp
 from spidepth_core.losses import SSIM, PhotometricLoss, min_reprojection, scale_invariant_l1, silog_loss, smoothness
 from spidepth_core.objective import DepthAnchor
+from spidepth_core.pinhole import kitti_intrinsics
 from spidepth_core.synth import StreetWorld, camera_path, render
 
 

@@ -11,8 +11,8 @@ from rclpy.parameter import Parameter, parameter_value_to_python
 
 from ros_helpers import Client, image_msg, info_msg, rss_mb, start_node, stop_node
 from spidepth_core.export import export_onnx
-from spidepth_core.geometry import kitti_intrinsics
 from spidepth_core.inference import default_model_path
+from spidepth_core.pinhole import kitti_intrinsics
 from spidepth_core.synth import render_sequence
 
 pytestmark = pytest.mark.slow  # each test starts its own ROS node process

@@ -40,20 +40,26 @@ def _package_xml_modules() -> set[str]:
 
 def _readme_pip_modules() -> set[str]:
     install = (ROOT / "README.md").read_text().split("## Install")[1].split("\n## ")[0]
-    line = next(ln for ln in install.splitlines() if ln.strip().startswith("pip install torch"))
-    names = re.findall(r"[A-Za-z0-9_.-]+", line.split("#")[0].split("pip install", 1)[1])
+    lines = [ln for ln in install.splitlines() if ln.strip().startswith("pip install ") and "." not in ln.split("#")[0]]
+    names = {n for ln in lines for n in re.findall(r"[A-Za-z0-9_-]+", ln.split("#")[0].split("pip install", 1)[1])}
     return {PIP_MODULES[n] for n in names}
 
 
 def test_every_runtime_import_is_installed_by_rosdep_or_the_pip_line():
     missing = _imports() - _package_xml_modules() - _readme_pip_modules() - OPTIONAL
-    assert not missing, f"imported but neither in package.xml nor in the README's pip line: {sorted(missing)}"
+    assert not missing, f"imported but neither in package.xml nor in the README's pip lines: {sorted(missing)}"
+
+
+def _setup_modules(section: str) -> set[str]:
+    setup = (ROOT / "setup.py").read_text()
+    text = setup.split(section)[1].split("]")[0]
+    names = set(re.findall(r'"([A-Za-z0-9_-]+)[<>=]', text))
+    return {PIP_MODULES.get(n, {"opencv-python-headless": "cv2", "pyyaml": "yaml"}.get(n, n)) for n in names}
 
 
 def test_setup_py_requires_what_the_code_imports():
-    setup = (ROOT / "setup.py").read_text()
-    required = set(re.findall(r'"([A-Za-z0-9_-]+)[<>=]', setup.split("install_requires")[1].split("]")[0]))
-    modules = {PIP_MODULES.get(n, {"opencv-python-headless": "cv2", "pyyaml": "yaml"}.get(n, n)) for n in required}
     ros = {"rclpy", "rcl_interfaces", "sensor_msgs", "std_msgs", "diagnostic_msgs", "ament_index_python",
            "launch", "launch_ros"}  # from ROS 2 (or PyPI's ros-* wheels, scripts/setup.sh)
-    assert not _imports() - modules - ros - OPTIONAL
+    runtime, train = _setup_modules("install_requires"), _setup_modules('"train":')
+    assert not _imports() - runtime - train - ros - OPTIONAL
+    assert not runtime & {"torch", "timm", "torchvision", "onnx"}  # the runtime install stays small

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from spidepth_core.geometry import intrinsics_matrix
+from spidepth_core.pinhole import intrinsics_matrix
 from spidepth_core.pointcloud import XYZ_DTYPE, XYZRGB_DTYPE, decimate, depth_to_points, pack_cloud, write_ply
 from spidepth_core.scale import ScaleEstimator, fit_ground_height
 

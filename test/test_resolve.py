@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from spidepth_core.checkpoint import file_sha256
-from spidepth_core.cli import BACKEND_CHOICES
+from spidepth_core.cli import build_parser
 from spidepth_core.export import export_onnx
+from spidepth_core.files import file_sha256
 from spidepth_core.inference import Predictor, resolve, resolver, validate_model_file
 from spidepth_core.inference.backends import Backend
 
@@ -143,6 +143,7 @@ def test_every_backend_meets_the_protocol(files):
 
 
 def test_the_command_line_offers_the_resolver_backends_without_loading_torch():
-    assert BACKEND_CHOICES == resolver.BACKENDS
+    predict = build_parser()._subparsers._group_actions[0].choices["predict"]
+    assert next(a.choices for a in predict._actions if a.dest == "backend") == resolver.BACKENDS
     code = "import sys, spidepth_core.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -13,8 +13,8 @@ import numpy as np
 
 from ..cache import cache_dir as default_cache
 from ..errors import first_line
-from ..geometry import valid_intrinsics
 from ..image_codec import message_to_rgb
+from ..pinhole import valid_intrinsics
 
 log = logging.getLogger("spidepth.data")
 
@@ -200,7 +200,7 @@ def decode_bag(bag: Path, out: Path, image_topic: str, info_topic: str | None, i
     if intrinsics:
         K, k_size = load_intrinsics(intrinsics)
         if k_size is not None and tuple(k_size) != tuple(size):
-            from ..geometry import resize_intrinsics
+            from ..pinhole import resize_intrinsics
             K = resize_intrinsics(K, k_size, size)
     if K is None:
         raise ValueError(f"{bag}: no CameraInfo with a valid K{' on ' + info_topic if info_topic else ''} "

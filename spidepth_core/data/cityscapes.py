@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry import valid_intrinsics
+from ..pinhole import valid_intrinsics
 from .folder import read_rgb
 from .splits import read_split_lines
 

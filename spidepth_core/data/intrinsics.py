@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import first_line
-from ..geometry import intrinsics_matrix, valid_intrinsics
+from ..pinhole import intrinsics_matrix, valid_intrinsics
 from ..yaml_file import read_yaml
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry import kitti_intrinsics
+from ..pinhole import kitti_intrinsics
 from .folder import read_rgb
 from .splits import read_split_lines
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..geometry import resize_intrinsics
+from ..pinhole import resize_intrinsics
 from .augment import augment
 
 log = logging.getLogger(__name__)

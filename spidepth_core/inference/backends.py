@@ -13,6 +13,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import require_torch
+
+EXPORT_VERSION = 2  # of spidepth's ONNX exports; 2: the uncertainty output (older cached exports are made again)
+
 log = logging.getLogger("spidepth.inference")
 
 REQUIRED_METADATA = ("input_size", "depth_range")
@@ -69,6 +73,7 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, checkpoint: str | Path, device: str | None = None) -> None:
+        require_torch(f"running {Path(checkpoint).name} on PyTorch")
         import torch
         if Path(checkpoint).suffix not in (".pt", ".pth"):
             raise ValueError(f"the torch backend runs checkpoints (.pt), got {Path(checkpoint).name}")
@@ -99,13 +104,31 @@ def onnx_metadata(model_props: dict[str, str], source: str) -> dict:
 
 
 def onnx_file_metadata(onnx, source: str | None = None) -> dict:
-    """The spidepth metadata of an ONNX file (path) or loaded ModelProto; raises if absent."""
-    import onnx as onnx_lib
+    """The spidepth metadata of an ONNX file (path) or loaded ModelProto; raises if absent. Read with the
+    ``onnx`` package where it is installed, else through ONNX Runtime (the runtime install has no ``onnx``)."""
+    try:
+        import onnx as onnx_lib
+    except ImportError:
+        return onnx_metadata(ort_session(onnx, optimise=False).get_modelmeta().custom_metadata_map,
+                             source or str(onnx))
     if isinstance(onnx, onnx_lib.ModelProto):
         proto = onnx
     else:
         proto = onnx_lib.load(str(onnx), load_external_data=False)
     return onnx_metadata({p.key: p.value for p in proto.metadata_props}, source or str(onnx))
+
+
+def ort_session(path: str | Path, providers: list[str] | None = None, threads: int | None = None,
+                optimise: bool = True) -> Any:
+    """An ONNX Runtime session on ``path``, logging errors only (its optimiser's notes are not the user's)."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimise
+                                     else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    opts.intra_op_num_threads = threads or os.cpu_count() or 1
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
 
 
 class OnnxRuntimeBackend:
@@ -116,15 +139,10 @@ class OnnxRuntimeBackend:
         path = Path(onnx_path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {path}")
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads or os.cpu_count() or 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # errors only: its graph-optimiser notes (fp16 graphs) are not the user's
         available = ort.get_available_providers()
         want_cuda = device != "cpu" and "CUDAExecutionProvider" in available
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if want_cuda else ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        self.session = ort_session(path, providers, threads)
         self.provider = self.session.get_providers()[0]
         self.metadata = onnx_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
         check_onnx_io({i.name: i.shape for i in self.session.get_inputs()},

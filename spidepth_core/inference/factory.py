@@ -29,8 +29,10 @@ def prepare(plan: Plan) -> Path:
 def _export(checkpoint: Path, onnx: Path | None) -> Path:
     """Export ``checkpoint`` into the cache at ``onnx``; where the cache cannot be written (read-only, not a
     folder), into a folder of this user's under the system's temp folder instead, with a warning."""
-    from ..checkpoint import remove_stale_temps
+    from ..errors import require_torch
+    require_torch(f"running {checkpoint.name} (a checkpoint without its ONNX beside it)")
     from ..export import export_onnx
+    from ..files import remove_stale_temps
     assert onnx is not None
     if onnx.parent.is_dir():
         with contextlib.suppress(OSError):

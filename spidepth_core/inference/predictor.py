@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from ..camera_space import canonical_fy, focal_factor
-from ..geometry import resize_intrinsics
+from ..pinhole import resize_intrinsics
 from ..shipped import model_file
 from .factory import open_backend
 from .resolver import resolve

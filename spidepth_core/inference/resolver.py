@@ -15,12 +15,15 @@ Rules:
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..checkpoint import file_sha256
-from .backends import check_onnx_io, onnx_file_metadata
+from ..errors import first_line, require_torch
+from ..files import file_sha256
+from .backends import EXPORT_VERSION, check_onnx_io, onnx_file_metadata, ort_session
 
 log = logging.getLogger("spidepth.inference")
 
@@ -51,7 +54,6 @@ def has_tensorrt_gpu() -> bool:
 
 def has_onnxruntime() -> bool:
     try:
-        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
         return False
@@ -83,7 +85,6 @@ def checkpoint_onnx(checkpoint: Path) -> tuple[Path, bool]:
         if exported_from(beside) == digest:
             return beside, False
         log.warning("ignoring %s: it was not exported from %s (re-run spidepth export)", beside.name, checkpoint.name)
-    from ..export import EXPORT_VERSION
     cached = cache_dir("onnx") / f"{checkpoint.stem}-{digest[:16]}-v{EXPORT_VERSION}.onnx"
     return cached, not cached.is_file()
 
@@ -123,30 +124,41 @@ def resolve(model: str | Path, backend: str = "auto", device: str | None = None)
     return Plan(model, kind, name, onnx, export, why)
 
 
+def _onnx_io(model: Path) -> tuple[dict[str, list], set[str]]:
+    """An ONNX file's inputs (name: shape) and output names, checked as a graph; with the ``onnx`` package
+    where installed (no session is made), else by ONNX Runtime opening it unoptimised."""
+    onnx: Any = None
+    with contextlib.suppress(ImportError):
+        import onnx
+    try:
+        if onnx is None:
+            session = ort_session(model, optimise=False)
+            return ({i.name: list(i.shape) for i in session.get_inputs()}, {o.name for o in session.get_outputs()})
+        proto = onnx.load(str(model))
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise ValueError(f"{model} is not a valid ONNX model: {first_line(exc)}") from exc
+    initialisers = {t.name for t in proto.graph.initializer}
+    inputs = {i.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in i.type.tensor_type.shape.dim]
+              for i in proto.graph.input if i.name not in initialisers}
+    return inputs, {o.name for o in proto.graph.output}
+
+
 def validate_model_file(model: str | Path, backend: str = "auto", device: str | None = None) -> Plan:
     """Cheap checks before a slow load: the file's contents and metadata, a checkpoint's config against its
     weights, and that the backend can run it. Returns the plan that a load would follow."""
     model = Path(model)
     plan = resolve(model, backend, device)
     if plan.kind == "checkpoint":
+        require_torch(f"reading the checkpoint {model.name}")
         from ..checkpoint import check_weights, read_checkpoint
         ckpt = read_checkpoint(model)
         if "state_dict" not in ckpt or "config" not in ckpt:
             raise ValueError(f"{model} has no model weights/config")
         check_weights(ckpt, model)
     elif plan.kind == "onnx":
-        import onnx
-        try:
-            proto = onnx.load(str(model))
-            onnx.checker.check_model(proto)
-        except Exception as exc:
-            raise ValueError(f"{model} is not a valid ONNX model: {exc}") from exc
-        meta = onnx_file_metadata(proto, str(model))
-        initialisers = {t.name for t in proto.graph.initializer}
-        inputs = {i.name: [d.dim_value if d.HasField("dim_value") else d.dim_param
-                           for d in i.type.tensor_type.shape.dim]
-                  for i in proto.graph.input if i.name not in initialisers}
-        check_onnx_io(inputs, {o.name for o in proto.graph.output}, meta, str(model))
+        inputs, outputs = _onnx_io(model)
+        check_onnx_io(inputs, outputs, onnx_file_metadata(model), str(model))
     else:
         from .tensorrt import read_sidecar
         read_sidecar(model)

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..cache import cache_dir
-from ..checkpoint import atomic_write_bytes, file_sha256
+from ..files import atomic_write_bytes, file_sha256
 from .backends import onnx_file_metadata
 
 log = logging.getLogger("spidepth.tensorrt")

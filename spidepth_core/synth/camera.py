@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from ..geometry import intrinsics_matrix, kitti_intrinsics
+from ..pinhole import intrinsics_matrix, kitti_intrinsics
 
 ASPECTS = (4 / 3, 16 / 9, 2.0, 3.31)  # sensor width / height: common robot cameras, and KITTI's crop
 

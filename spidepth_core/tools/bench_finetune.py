@@ -16,8 +16,8 @@ from ..data import find_sequences
 from ..data.bag import write_camera_bag
 from ..data.folder import list_images, read_rgb
 from ..evaluate import evaluate_sequences
-from ..geometry import kitti_intrinsics
 from ..inference import Predictor
+from ..pinhole import kitti_intrinsics
 from ..synth import generate
 from .report import update_report
 

@@ -60,8 +60,9 @@ def run_benchmark(model: Path, backends: list[str], size: tuple[int, int] | None
     as OUT/latency.json."""
     import json
 
-    from ..checkpoint import atomic_write_bytes, load_model, read_checkpoint, save_model
+    from ..checkpoint import load_model, read_checkpoint, save_model
     from ..export import export_onnx
+    from ..files import atomic_write_bytes
     meta = read_checkpoint(model)
     size = size or tuple(meta["input_size"])
     out.mkdir(parents=True, exist_ok=True)

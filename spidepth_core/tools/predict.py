@@ -9,10 +9,10 @@ from tqdm import tqdm
 
 from ..data.folder import list_images, read_rgb
 from ..data.intrinsics import load_intrinsics
-from ..geometry import resize_intrinsics
 from ..image_codec import MAX_PIXELS
 from ..inference import Predictor
 from ..inference.predictor import NO_UNCERTAINTY
+from ..pinhole import resize_intrinsics
 from ..pipeline import DepthPolicy, fallback_intrinsics
 from ..viz import preview
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..checkpoint import atomic_write_bytes
+from ..files import atomic_write_bytes
 
 
 def update_report(path: Path, merge: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
