@@ -9,7 +9,7 @@ import torch
 
 from .errors import first_line
 from .files import atomic_write
-from .models import DepthConfig, DepthNet, create_pose_net
+from .models import DepthConfig, DepthNet, create_pose_net, set_input_scale
 from .pinhole import INTRINSICS_CONVENTION
 
 FORMAT = "spidepth-checkpoint/1"
@@ -105,6 +105,7 @@ def load_pose_net(ckpt: dict, path: str | os.PathLike, backbone: str = "resnet18
     stored = stored_pose_config(ckpt)
     net = create_pose_net(stored["kind"], stored.get("backbone", backbone), None,
                           stored.get("input_mean"), stored.get("input_std"))
+    set_input_scale(net, stored.get("input_scale", 1.0))
     net.load_state_dict(ckpt["pose_state_dict"])
     return net
 

@@ -168,9 +168,9 @@ def _add_synth(sub) -> None:
 
 
 def _add_benchmark(sub) -> None:
-    p = sub.add_parser("benchmark", help="accuracy, fine-tuning, cameras or latency benchmarks")
+    p = sub.add_parser("benchmark", help="accuracy, fine-tuning, cameras, training speed or latency benchmarks")
     bsub = p.add_subparsers(dest="kind", required=True, metavar="KIND",
-                            help="accuracy, finetune, cameras or latency (each has its own --help)")
+                            help="accuracy, finetune, cameras, training or latency (each has its own --help)")
     a = bsub.add_parser("accuracy", help="train on synthetic sequences, evaluate on held-out ones")
     a.add_argument("--config", help="training YAML (default: built-in defaults)")
     a.add_argument("--output", default="runs/accuracy", help="folder for the world, the runs and accuracy.json")
@@ -215,6 +215,21 @@ def _add_benchmark(sub) -> None:
     cams.add_argument("--workers", type=int, default=2, help="render processes")
     _add_json(cams)
     cams.set_defaults(func=cmd_benchmark_cameras)
+    tr = bsub.add_parser("training", help="training images per second per speed lever, and where a step's time "
+                                          "goes (data, depth and pose nets, warping, photometric, optimiser)")
+    tr.add_argument("--config", default="config/train_synthetic_lite0.yaml", help="training YAML")
+    tr.add_argument("--data", help="a folder of sequences (default: a small world rendered at the config's size)")
+    tr.add_argument("--arms", default="baseline,bf16,channels_last,pose_half,main_process_data,all,config",
+                    help="comma-separated: baseline (every lever off), bf16, channels_last, pose_half (the pose net "
+                         "at half size), main_process_data (no data workers, decoded frames cached), all, config "
+                         "(the config as it is)")
+    tr.add_argument("--steps", type=_count, default=20, help="timed steps per arm")
+    tr.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    tr.add_argument("--threads", type=int, help="PyTorch intra-op threads (default: PyTorch's)")
+    tr.add_argument("--output", default="runs/training_speed", help="folder for the world and the report")
+    tr.add_argument("overrides", nargs="*", help="config overrides, section.key=value")
+    _add_json(tr)
+    tr.set_defaults(func=cmd_benchmark_training)
     lat = bsub.add_parser("latency", help="latency per backend against PyTorch eager, same run")
     lat.add_argument("--model", help="checkpoint (default: the bundled model)")
     lat.add_argument("--backends", default="torch,onnxruntime", help="comma-separated: torch, onnxruntime, tensorrt")
@@ -427,6 +442,13 @@ def cmd_benchmark_cameras(args) -> int:
     report = run_benchmark(Path(args.model) if args.model else None, args.backend, Path(args.output),
                            args.sequences, args.frames, args.workers, args.native_aspect)
     args.report = report
+    return 0
+
+
+def cmd_benchmark_training(args) -> int:
+    from .tools.bench_training import run_benchmark
+    args.report = run_benchmark(args.config, Path(args.data) if args.data else None, args.steps, args.warmup,
+                                args.arms.split(","), list(args.overrides), Path(args.output), args.threads)
     return 0
 
 

@@ -32,6 +32,8 @@ class PoseSection:
     pretrained: bool | str = True                  # backbone weights: true | false | timm | package | FILE
     forward_start: float = 0.0                     # a new pose net starts moving forward this much per frame
                                                    # (in mean depths with depth_relative_translation)
+    input_scale: float | None = None               # the pose net sees the frames resized by this (0.5: a quarter
+                                                   # of the cost); None: as its checkpoint has it, 1 for a new one
 
 
 @dataclass
@@ -47,6 +49,7 @@ class DataSection:
     image_topic: str | None = None                 # bag source
     camera_info_topic: str | None = None
     cache_dir: str | None = None
+    frame_cache_mb: float = 2048                   # decoded training frames kept in memory (0: decode every time)
     val_fraction: float = 0.1                      # bags: last part of each recording held out
     min_motion: float = 1.0                        # bags: skip frames with less mean grey change
     split: str | None = None                       # kitti (eigen_zhou) / cityscapes: training split file
@@ -65,7 +68,10 @@ class TrainSection:
     step_size: int = 15
     gamma: float = 0.1
     clip_grad: float | None = None
-    amp: bool = True                               # mixed precision on CUDA only
+    amp: bool = True                               # mixed precision (float16) on CUDA
+    cpu_bf16: bool | str = "auto"                  # on CPU, bfloat16 autocast of the networks; auto: where the
+                                                   # CPU computes bfloat16 natively (AVX512-BF16, AMX)
+    channels_last: bool = True                     # the networks in channels-last memory format
     workers: int = 2
     seed: int = 0
     smoothness: float = 1e-3
@@ -223,9 +229,10 @@ _LIMITS = [
     ("train.color_jitter", 0, True), ("train.max_steps", 1, True), ("train.clip_grad", 0, False),
     ("train.weight_decay", 0, True), ("run.log_every", 1, True), ("run.image_every", 1, True),
     ("run.checkpoint_every", 1, True), ("data.stride", 1, True), ("data.stereo_baseline", 0, False),
-    ("data.val_fraction", 0, True), ("data.min_motion", 0, True), ("train.warmup_steps", 0, True),
+    ("data.val_fraction", 0, True), ("data.min_motion", 0, True),
+    ("data.frame_cache_mb", 0, True), ("train.warmup_steps", 0, True),
     ("train.pose_lr_scale", 0, True), ("train.anchor_weight", 0, True), ("train.photometric_scales", 1, True),
-    ("train.photometric_resolution", 1, True), ("train.stereo_weight", 0, True),
+    ("train.photometric_resolution", 1, True), ("train.stereo_weight", 0, True), ("pose.input_scale", 0, False),
 ]
 
 
@@ -241,12 +248,22 @@ def check_values(cfg: TrainConfig) -> None:
             raise ValueError(f"config {key} must be {bound}, got {value!r}")
     if cfg.train.flip > 1 or cfg.data.val_fraction >= 1:
         raise ValueError("config train.flip must be <= 1 and data.val_fraction < 1")
+    if cfg.train.cpu_bf16 not in (True, False, "auto"):
+        raise ValueError(f"config train.cpu_bf16 must be true, false or auto, got {cfg.train.cpu_bf16!r}")
+    if cfg.pose.input_scale is not None and cfg.pose.input_scale > 1:
+        raise ValueError(f"config pose.input_scale must be <= 1, got {cfg.pose.input_scale}")
     if cfg.train.anchor_gate and not cfg.train.anchor_weight:
         raise ValueError("config train.anchor_gate gates the anchor: set train.anchor_weight > 0 with it, "
                          "or train.anchor_gate=false for no anchor")
     if cfg.train.anchor_weight and not cfg.model.init and not cfg.train.supervised:
         raise ValueError("config train.anchor_weight holds the depth to the starting model: it needs one "
                          "(--init or model.init)")
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> None:
+    """``section.key=value`` overrides onto ``cfg`` (unchecked: call ``check_values`` when done)."""
+    for text in overrides:
+        _update(cfg, parse_override(text), "")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
@@ -261,8 +278,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ValueError(f"config file {path} must hold a mapping (section: {{key: value}}), "
                              f"not a {type(values).__name__}")
         _update(cfg, values or {}, "")
-    for text in overrides or []:
-        _update(cfg, parse_override(text), "")
+    apply_overrides(cfg, overrides or [])
     if check:
         check_values(cfg)
     return cfg

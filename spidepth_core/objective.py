@@ -20,10 +20,17 @@ def relative_pose(pose_net: nn.Module, target: torch.Tensor, source: torch.Tenso
     ``translation_scale`` [B,1] multiplies the predicted translation (see SelfSupervisedObjective).
     """
     pair = torch.cat([source, target] if frame_id < 0 else [target, source], dim=1)
-    axis_angle, translation = pose_net(pair)
-    if translation_scale is not None:
-        translation = translation * translation_scale
-    return pose_to_matrix(axis_angle, translation, invert=frame_id < 0)
+    axis_angle, translation = (t.float() for t in pose_net(pair))
+    with full_precision(pair):
+        if translation_scale is not None:
+            translation = translation * translation_scale
+        return pose_to_matrix(axis_angle, translation, invert=frame_id < 0)
+
+
+def full_precision(like: torch.Tensor) -> torch.autocast:
+    """Geometry and losses in float32 even inside a mixed-precision forward: pixel coordinates and
+    rotations need more than bfloat16's (or float16's) few mantissa bits."""
+    return torch.autocast(like.device.type, enabled=False)
 
 
 @dataclass
@@ -173,7 +180,14 @@ class SelfSupervisedObjective(nn.Module):
         if "stereo" in batch:
             sources.append(batch["stereo"])
             transforms.append(batch["stereo_T"])
-        stereo = "stereo" in batch and self.stereo_weight > 0
+        with full_precision(target):
+            return self._losses(target, sources, depth, net_depth, K, transforms, aug, camera, "stereo" in batch)
+
+    def _losses(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,
+                net_depth: torch.Tensor, K: torch.Tensor, transforms: list[torch.Tensor], aug: torch.Tensor,
+                camera: torch.Tensor, has_stereo: bool) -> ObjectiveOutput:
+        """The photometric, smoothness and anchor terms, once the networks have run."""
+        stereo = has_stereo and self.stereo_weight > 0
         photo, warped, mask, reprojection = self._level_loss(target, sources, depth, K, transforms, stereo)
         images = [target, *sources]
         level_depth = depth

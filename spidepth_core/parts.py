@@ -18,7 +18,7 @@ from tqdm import tqdm
 from .checkpoint import load_pose_net, read_checkpoint, stored_pose_config
 from .config import TrainConfig
 from .metrics import evaluate_pair, gt_mask
-from .models import DepthConfig, DepthNet, create_pose_net, model_config, start_moving_forward
+from .models import DepthConfig, DepthNet, create_pose_net, model_config, set_input_scale, start_moving_forward
 from .objective import DepthAnchor, SelfSupervisedObjective, SupervisedObjective
 from .shipped import model_file
 
@@ -75,8 +75,11 @@ def build_pose_net(cfg: TrainConfig, source: dict | None) -> nn.Module:
         net = create_pose_net(cfg.pose.kind, cfg.pose.backbone, cfg.pose.pretrained)
         if cfg.pose.forward_start:
             start_moving_forward(net, cfg.pose.forward_start)
-        return net
-    return load_pose_net(source, "the starting checkpoint", cfg.pose.backbone)
+    else:
+        net = load_pose_net(source, "the starting checkpoint", cfg.pose.backbone)
+    if cfg.pose.input_scale is not None:
+        set_input_scale(net, cfg.pose.input_scale)
+    return net
 
 
 WAYS_OUT = "Start over with --restart (replaces that run), or set run.out_dir to another folder."

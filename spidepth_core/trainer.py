@@ -106,7 +106,9 @@ class Trainer:
         if cfg.train.supervised and self.dist.is_main:
             _note_unused_by_supervised(cfg)
         self.use_amp = cfg.train.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)  # float16 only: bfloat16 needs none
+        self.use_bf16 = self.device.type == "cpu" and (cfg.train.cpu_bf16 is True or (
+            cfg.train.cpu_bf16 == "auto" and torch.ops.mkldnn._is_mkldnn_bf16_supported()))
         self.epoch = self.step_in_epoch = self.global_step = 0
         self.best_val = float("inf")
         self.writer = None
@@ -119,6 +121,9 @@ class Trainer:
     # -- setup -------------------------------------------------------------
     def _wrap(self, module: nn.Module) -> nn.Module:
         module = module.to(self.device)
+        if self.cfg.train.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+            module.register_forward_pre_hook(_channels_last_inputs)
         if self.dist.enabled:
             ids = None
             if self.device.type == "cuda":  # one set of BatchNorm statistics across GPUs (CUDA only)
@@ -277,8 +282,15 @@ class Trainer:
         """Optimiser steps in a whole epoch (the last, incomplete batch is dropped)."""
         return self.sampler.per_rank // self.cfg.train.batch_size
 
+    def autocast(self) -> torch.autocast:
+        """Mixed precision of the networks' forward: float16 on CUDA (``train.amp``), bfloat16 on CPU
+        (``train.cpu_bf16``), else none. The loss terms run in float32 (the objective casts the outputs)."""
+        if self.use_bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp)
+
     def train_step(self, batch: dict):
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+        with self.autocast():
             out = self.objective(self.depth_net, self.pose_net, batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
@@ -376,3 +388,10 @@ def _note_unused_by_supervised(cfg: TrainConfig) -> None:
                                     ("train.photometric_resolution", t.photometric_resolution != 1)) if on]
     if unused:
         log.info("%s: for self-supervised training, not used with supervised training", ", ".join(unused))
+
+
+def _channels_last_inputs(module: nn.Module, args: tuple) -> tuple:
+    """A network's image input in channels-last memory format, as its weights are (``train.channels_last``)."""
+    return tuple(a.contiguous(memory_format=torch.channels_last) if isinstance(a, torch.Tensor) and a.dim() == 4
+                 else a for a in args)
+

@@ -257,3 +257,22 @@ def test_report_updates_from_processes_finishing_together_keep_every_row(tmp_pat
         p.join(60)
     assert [p.exitcode for p in procs] == [0] * 4
     assert json.loads(path.read_text())["rows"] == ["arm0", "arm1", "arm2", "arm3"]
+
+
+@pytest.mark.slow  # trains two arms and profiles them
+def test_training_benchmark_times_each_arm_and_profiles_a_step(world_dir, tmp_path, capsys):
+    import json
+
+    from spidepth_core.cli import main
+    config = tmp_path / "tiny.yaml"
+    config.write_text("model: {name: spidepth_tiny, pretrained: false}\npose: {kind: standard, pretrained: false}\n"
+                      "train: {batch_size: 2, workers: 0}\n")
+    assert main(["benchmark", "training", "--config", str(config), "--data", str(world_dir), "--steps", "2",
+                 "--warmup", "1", "--arms", "baseline,all", "--output", str(tmp_path / "out"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["arms"]) == {"baseline", "all"}
+    for row in report["arms"].values():
+        assert row["images_per_s"] > 0
+        assert {"data", "depth net", "pose net", "warping", "photometric", "optimiser", "other"} <= set(row["ms"])
+        assert all(v >= 0 for v in row["ms"].values())
+    assert (tmp_path / "out" / "training_speed.json").is_file()

@@ -252,3 +252,18 @@ def test_gated_anchor_lets_go_where_the_photometric_evidence_has_moved_past_the_
         assert out.scalars()["anchor_held"] == pytest.approx(held[name])
     assert held["agree"] == 1.0
     assert held["current true"] < 0.4 < 0.6 < held["start true"], held
+
+
+def test_geometry_and_losses_stay_float32_under_bfloat16_autocast(two_views):
+    """train.cpu_bf16 runs the networks in bfloat16; warping (pixel coordinates up to the image width) and
+    the photometric terms must not, or the loss would move by whole pixels' worth of error."""
+    from spidepth_core.objective import SelfSupervisedObjective
+    target, _, depth, K, _ = two_views
+    partner, partner_T = _stereo_partner(target, depth, K)
+    batch = {"frames": target[:, None], "frames_aug": target[:, None], "K": K, "stereo": partner,
+             "stereo_T": partner_T}
+    objective = SelfSupervisedObjective(frame_ids=(0,), automask=False)
+    plain = objective(_FixedDepth(depth * 1.2), _StillPose(), batch).photometric.item()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = objective(_FixedDepth(depth * 1.2), _StillPose(), batch).photometric.item()
+    assert mixed == pytest.approx(plain, rel=1e-6)

@@ -288,3 +288,37 @@ def test_photometric_resolution_is_checked(world_dir, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="spidepth.train")
     trainer = Trainer(cfg, resume=False)  # GT depth is at the input size: the frames stay there too
     assert trainer.train_ds.loss_factor == 1 and "photometric_resolution: for self-supervised" in caplog.text
+
+
+def test_the_pose_input_scale_trains_and_is_kept_in_the_checkpoint(world_dir, tmp_path):
+    from spidepth_core.checkpoint import load_pose_net, read_checkpoint
+    run = tmp_path / "run"
+    trainer = Trainer(load_config(None, tiny_overrides(world_dir, run, **{
+        "pose.input_scale": 0.5, "train.max_steps": 1, "train.cpu_bf16": True, "train.channels_last": True})))
+    seen = []
+    trainer.pose_model().convs[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[-2:]))
+    trainer.fit()
+    assert seen and tuple(seen[0]) == (32, 96)  # the 64x192 frames at half size
+    ckpt = read_checkpoint(run / "last.pt")
+    assert ckpt["pose_config"]["input_scale"] == 0.5
+    assert load_pose_net(ckpt, run / "last.pt").config["input_scale"] == 0.5
+    with pytest.raises(ValueError, match="input_scale"):
+        load_config(None, tiny_overrides(world_dir, run, **{"pose.input_scale": 2}))
+
+
+def test_frames_are_decoded_once_and_the_cache_keeps_to_its_budget(world_dir):
+    from spidepth_core.data import FolderSequence, TripletDataset
+    seq = FolderSequence(world_dir / "seq_0000")
+    reads = []
+    original = seq.image
+    seq.image = lambda i: reads.append(i) or original(i)  # type: ignore[method-assign]
+    data = TripletDataset([seq], 32, 96, cache_mb=64)
+    first = [data[i]["frames"] for i in range(len(data))]
+    assert len(reads) == len(seq)  # each frame once, though each serves up to three triplets
+    again = [data[i]["frames"] for i in range(len(data))]
+    assert len(reads) == len(seq) and all(torch.equal(a, b) for a, b in zip(first, again))
+    small = TripletDataset([seq], 32, 96, cache_mb=32 * 96 * 3 * 5 / 2**20)  # room for five frames
+    for i in range(len(small)):
+        small[i]
+    kept = [key for key, frame in small.cache.frames.items() if frame.size]
+    assert len(kept) == 5 and small.cache.used <= small.cache.budget

@@ -23,7 +23,7 @@ def build_datasets(data, height: int, width: int, train) -> tuple[TripletDataset
     loss_factor = 1 if train.supervised else train.photometric_resolution  # GT depth is at the input size
     common = dict(height=height, width=width, frame_ids=data.frame_ids, stride=data.stride,
                   stereo_baseline=data.stereo_baseline, seed=train.seed,
-                  crop=(352, 1216) if data.kb_crop else None, loss_factor=loss_factor)
+                  crop=(352, 1216) if data.kb_crop else None, loss_factor=loss_factor, cache_mb=data.frame_cache_mb)
     if data.source == "kitti":
         from .kitti import kitti_dataset_parts, warn_overlap
         if not data.split:

@@ -14,7 +14,7 @@ lowered to what the frames hold: upsampled frames would add cost and no detail.
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
@@ -39,10 +39,33 @@ class Sequence(Protocol):
     def stereo(self, i: int) -> np.ndarray | None: ...     # right image or None
 
 
-def _resize_rgb(img: np.ndarray, hw: tuple[int, int]) -> torch.Tensor:
+def _resize_rgb(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     if img.shape[:2] != hw:
         img = cv2.resize(img, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
+    return np.ascontiguousarray(img)
+
+
+def _to_tensor(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img).permute(2, 0, 1).float().div_(255.0)
+
+
+class FrameCache:
+    """Decoded, resized frames kept in memory up to ``budget_mb`` (first come, first kept): each frame of a
+    sequence serves several triplets and every epoch, but is read and decoded once."""
+
+    def __init__(self, budget_mb: float) -> None:
+        self.budget = int(budget_mb * 2**20)
+        self.used = 0
+        self.frames: dict[tuple, np.ndarray] = {}
+
+    def get(self, key: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
+        frame = self.frames.get(key)
+        if frame is None:
+            frame = make()
+            if self.used + frame.nbytes <= self.budget:
+                self.frames[key] = frame
+                self.used += frame.nbytes
+        return frame
 
 
 def evenly_spaced(n: int, count: int) -> np.ndarray:
@@ -56,7 +79,7 @@ class TripletDataset(Dataset):
     def __init__(self, sequences: list, height: int, width: int, frame_ids=(0, -1, 1), stride: int = 1,
                  flip: float = 0.0, color_jitter: float = 0.0, stereo_baseline: float = 0.1,
                  seed: int = 0, indices: list[tuple[int, int]] | None = None,
-                 crop: tuple[int, int] | None = None, loss_factor: int = 1) -> None:
+                 crop: tuple[int, int] | None = None, loss_factor: int = 1, cache_mb: float = 0.0) -> None:
         if not sequences:
             raise ValueError("no sequences given")
         if frame_ids[0] != 0:
@@ -73,6 +96,7 @@ class TripletDataset(Dataset):
         self.flip, self.color_jitter = flip, color_jitter
         self.stereo_baseline = stereo_baseline
         self.seed, self.epoch = seed, 0
+        self.cache = FrameCache(cache_mb)
         self.indices = indices if indices is not None else self._all_indices()
         if not self.indices:
             raise ValueError(f"sequences too short for frame_ids {self.frame_ids} with stride {stride}")
@@ -106,6 +130,15 @@ class TripletDataset(Dataset):
         K[1, 2] -= top
         return (lambda a: a[top:top + ch, left:left + cw]), K, (ch, cw)
 
+    def _image(self, s: int, i: int, cut) -> np.ndarray:
+        """Frame ``i`` of sequence ``s``, cut and resized (from the cache once seen)."""
+        return self.cache.get((s, i), lambda: _resize_rgb(cut(self.sequences[s].image(i)), self.image_hw))
+
+    def _right(self, seq, t: int, cut) -> np.ndarray:
+        """The stereo partner of frame ``t``, resized; an empty array where there is none."""
+        right = seq.stereo(t)
+        return _resize_rgb(cut(right), self.image_hw) if right is not None else np.empty((0, 0, 3), np.uint8)
+
     def set_epoch(self, epoch: int) -> None:
         """Augmentation depends on (seed, epoch, index) only: resumable and worker-independent."""
         self.epoch = epoch
@@ -117,16 +150,15 @@ class TripletDataset(Dataset):
         s, t = self.indices[index]
         seq = self.sequences[s]
         cut, K, size = self._crop_window(seq)
-        frames = torch.stack([_resize_rgb(cut(seq.image(t + self.stride * f)), self.image_hw)
-                              for f in self.frame_ids])
+        frames = torch.stack([_to_tensor(self._image(s, t + self.stride * f, cut)) for f in self.frame_ids])
         sample = {"frames": frames, "K": torch.from_numpy(resize_intrinsics(K, size, self.image_hw)).float()}
         depth = seq.depth(t)
         if depth is not None:
             d = cv2.resize(cut(depth.astype(np.float32)), (self.hw[1], self.hw[0]), interpolation=cv2.INTER_NEAREST)
             sample["depth_gt"] = torch.from_numpy(d)[None]
-        right = seq.stereo(t)
-        if right is not None:
-            sample["stereo"] = _resize_rgb(cut(right), self.image_hw)
+        right = self.cache.get((s, t, "right"), lambda: self._right(seq, t, cut))
+        if right.size:
+            sample["stereo"] = _to_tensor(right)
             T = torch.eye(4)
             # Target points seen from the partner camera, which sits at +x (or -x for a right target).
             T[0, 3] = -getattr(seq, "stereo_sign", 1.0) * self.stereo_baseline

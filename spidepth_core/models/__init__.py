@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .depth_net import DepthConfig, DepthNet
-from .pose_net import StandardPoseNet, StrengthenedPoseNet, create_pose_net, start_moving_forward
+from .pose_net import StandardPoseNet, StrengthenedPoseNet, create_pose_net, set_input_scale, start_moving_forward
 from .pretrained import WeightSource, create_backbone
 
 _CONFIGS: dict[str, dict[str, Any]] = {
@@ -57,5 +57,5 @@ def create_model(name: str, pretrained: WeightSource = None, **overrides: Any) -
 
 
 __all__ = ["DepthConfig", "DepthNet", "StandardPoseNet", "StrengthenedPoseNet", "create_model",
-           "create_backbone", "create_pose_net", "list_models", "model_config", "register_model",
+           "create_backbone", "create_pose_net", "list_models", "model_config", "register_model", "set_input_scale",
            "start_moving_forward"]
