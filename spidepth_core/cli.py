@@ -221,8 +221,8 @@ def _add_benchmark(sub) -> None:
     tr.add_argument("--data", help="a folder of sequences (default: a small world rendered at the config's size)")
     tr.add_argument("--arms", default="baseline,bf16,channels_last,pose_half,main_process_data,all,config",
                     help="comma-separated: baseline (every lever off), bf16, channels_last, pose_half (the pose net "
-                         "at half size), main_process_data (no data workers, decoded frames cached), all, config "
-                         "(the config as it is)")
+                         "at half size), main_process_data (no data workers, decoded frames cached), all, "
+                         "all_but_pose_half, config (the config as it is)")
     tr.add_argument("--steps", type=_count, default=20, help="timed steps per arm")
     tr.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     tr.add_argument("--threads", type=int, help="PyTorch intra-op threads (default: PyTorch's)")

@@ -180,12 +180,14 @@ class SelfSupervisedObjective(nn.Module):
         if "stereo" in batch:
             sources.append(batch["stereo"])
             transforms.append(batch["stereo_T"])
+        # the starting model is a network too: it runs with the others (in the forward's precision)
+        start = self.anchor.reference(aug[:, 0]) * camera if self.anchor is not None else None
         with full_precision(target):
-            return self._losses(target, sources, depth, net_depth, K, transforms, aug, camera, "stereo" in batch)
+            return self._losses(target, sources, depth, net_depth, K, transforms, start, "stereo" in batch)
 
     def _losses(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,
-                net_depth: torch.Tensor, K: torch.Tensor, transforms: list[torch.Tensor], aug: torch.Tensor,
-                camera: torch.Tensor, has_stereo: bool) -> ObjectiveOutput:
+                net_depth: torch.Tensor, K: torch.Tensor, transforms: list[torch.Tensor],
+                start: torch.Tensor | None, has_stereo: bool) -> ObjectiveOutput:
         """The photometric, smoothness and anchor terms, once the networks have run."""
         stereo = has_stereo and self.stereo_weight > 0
         photo, warped, mask, reprojection = self._level_loss(target, sources, depth, K, transforms, stereo)
@@ -200,8 +202,8 @@ class SelfSupervisedObjective(nn.Module):
         smooth = smoothness(net_depth, self._network_input(target))
         loss = photo + self.smoothness_weight * smooth
         anchor = weight = None
-        if self.anchor is not None:
-            reference = self._loss_size(self.anchor.reference(aug[:, 0]) * camera, target)
+        if start is not None:
+            reference = self._loss_size(start, target)
             if self.anchor_gate:
                 weight = self._anchor_gate(target, sources, depth, reference, K, transforms, reprojection)
             anchor = scale_invariant_l1(depth, reference, weight)

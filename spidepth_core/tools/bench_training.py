@@ -36,6 +36,8 @@ ARMS: dict[str, list[str]] = {
     "main_process_data": [*BASELINE, "train.workers=0", "data.frame_cache_mb=2048"],
     "all": ["train.cpu_bf16=true", "train.channels_last=true", "pose.input_scale=0.5", "train.workers=0",
             "data.frame_cache_mb=2048"],
+    "all_but_pose_half": ["train.cpu_bf16=true", "train.channels_last=true", "pose.input_scale=1", "train.workers=0",
+                          "data.frame_cache_mb=2048"],
     "config": [],  # the config's own settings
 }
 PARTS = ("data", "depth net", "pose net", "warping", "photometric", "optimiser", "other")
