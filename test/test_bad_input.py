@@ -96,6 +96,7 @@ def _good_images(folder, n=3):
         cv2.imwrite(str(folder / f"img{i}.png"), rgb[..., ::-1])
 
 
+@pytest.mark.slow  # measures a process's peak memory over a decompression bomb
 def test_predict_skips_an_image_over_the_pixel_limit_before_decoding_it(tiny_checkpoint, tmp_path, capsys):
     images = tmp_path / "images"
     _good_images(images)

@@ -207,6 +207,7 @@ def test_latency_benchmark_reports_every_backend(tiny_checkpoint, tmp_path, caps
     assert "onnxruntime" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # renders a world and trains arms
 def test_accuracy_benchmark_gathers_arms_run_apart_into_one_report(tmp_path, capsys):
     import json
 

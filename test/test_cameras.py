@@ -72,6 +72,7 @@ def test_synthetic_cameras_looks_and_styles(tmp_path):
     assert unseen.style == "unseen" and not np.array_equal(unseen.boxes.lo[:5], StreetWorld(9, 100).boxes.lo[:5])
 
 
+@pytest.mark.slow  # renders a world per camera
 def test_cameras_benchmark_scores_every_camera(tiny_checkpoint, tmp_path, capsys):
     report = tmp_path / "cams.json"
     assert main(["benchmark", "cameras", "--model", str(tiny_checkpoint), "--backend", "torch", "--sequences",

@@ -52,6 +52,7 @@ def test_train_command(world_dir, tmp_path):
     assert (out / "last.pt").is_file()
 
 
+@pytest.mark.slow  # imports every module in a fresh interpreter
 def test_core_imports_no_ros():
     code = ("import sys, spidepth_core, spidepth_core.cli, spidepth_core.trainer, spidepth_core.inference, "
             "spidepth_core.synth; bad=[m for m in sys.modules if m.split('.')[0] in "
@@ -212,3 +213,14 @@ def test_the_bundled_model_and_shipped_configs_are_found_from_any_folder(tmp_pat
     assert main(["export", "bundled"]) == 0
     assert (tmp_path / "default_model.onnx").is_file()
     assert sorted(default_model_path().parent.iterdir()) == before  # nothing written into the package
+
+
+@pytest.mark.slow  # two exports in subprocesses
+def test_an_export_prints_its_result_and_no_exporter_notes(tiny_checkpoint, tmp_path):
+    for extra in ([], ["--fp16"]):
+        proc = subprocess.run([sys.executable, "-m", "spidepth_core.cli", "export", str(tiny_checkpoint), "--onnx",
+                               str(tmp_path / f"m{len(extra)}.onnx"), *extra], capture_output=True, text=True,
+                              cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.startswith("wrote") and "TensorRT-checked" not in proc.stdout
+        assert not any(note in proc.stderr for note in ("TracerWarning", "Constant folding", "onnxruntime"))
