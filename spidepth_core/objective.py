@@ -45,6 +45,11 @@ class ObjectiveOutput:
     anchor_held: torch.Tensor | None = None  # [B,1,H,W] pixels the gated anchor held
     poses: list[torch.Tensor] = field(default_factory=list)  # [B,4,4] per temporal source (frame_ids[1:])
 
+    @property
+    def figure(self) -> tuple[str, torch.Tensor]:
+        """The validation figure: its name and value (the photometric error)."""
+        return "photometric", self.photometric
+
     def scalars(self) -> dict[str, float]:
         out = {"loss": self.loss.item(), "photometric": self.photometric.item(),
                "smoothness": self.smoothness.item(), "automask_kept": self.automask.float().mean().item()}
@@ -61,8 +66,9 @@ class SupervisedOutput:
     depth: torch.Tensor
 
     @property
-    def photometric(self) -> torch.Tensor:  # what validation tracks
-        return self.loss
+    def figure(self) -> tuple[str, torch.Tensor]:
+        """The validation figure: its name and value (the SILog loss)."""
+        return "silog", self.loss
 
     def scalars(self) -> dict[str, float]:
         return {"loss": self.loss.item(), "silog": self.loss.item()}

@@ -181,15 +181,17 @@ def scorer(checkpoint: str | Path, cfg: TrainConfig | None = None, device: str |
 @torch.no_grad()
 def photometric_scores(depth_net: nn.Module, pose_net: nn.Module, objective: Objective, loader: DataLoader,
                        device: torch.device, max_depth: float, show: bool = True) -> dict[str, float]:
-    """Mean photometric error over ``loader``'s batches; median-scaled abs_rel where they hold ground truth."""
-    photo, abs_rel = [], []
+    """The objective's mean figure over ``loader``'s batches under its own name (``photometric``, or ``silog``
+    for supervised training); median-scaled abs_rel where they hold ground truth."""
+    values, abs_rel, name = [], [], "photometric"
     for batch in tqdm(loader, desc="validation", leave=False, disable=not show, dynamic_ncols=True):
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         out = objective(depth_net, pose_net, batch)
-        photo.append(out.photometric.item())
+        name, value = out.figure
+        values.append(value.item())
         if "depth_gt" in batch:
             abs_rel.extend(_abs_rel(batch["depth_gt"], out.depth, max_depth))
-    result = {"photometric": float(np.mean(photo))}
+    result = {name: float(np.mean(values))}
     if abs_rel:
         result["abs_rel"] = float(np.mean(abs_rel))
     return result

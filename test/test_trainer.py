@@ -322,3 +322,13 @@ def test_frames_are_decoded_once_and_the_cache_keeps_to_its_budget(world_dir):
         small[i]
     kept = [key for key, frame in small.cache.frames.items() if frame.size]
     assert len(kept) == 5 and small.cache.used <= small.cache.budget
+
+
+def test_a_supervised_run_names_its_validation_figure_silog(world_dir, tmp_path):
+    run = tmp_path / "run"
+    trainer = Trainer(load_config(None, tiny_overrides(world_dir, run, **{
+        "train.supervised": True, "train.max_steps": 1, "data.val_path": str(world_dir)})))
+    trainer.fit()
+    from spidepth_core.checkpoint import read_checkpoint
+    validation = read_checkpoint(run / "best.pt")["validation"]
+    assert "silog" in validation and "photometric" not in validation
