@@ -100,7 +100,7 @@ def store_weights_in_half(proto: Any, min_size: int = 1024) -> int:
     """Each float32 initializer of at least ``min_size`` values becomes float16, read through a Cast back to
     float32 under its old name; returns how many. A checkpoint stored in half precision loses nothing."""
     from onnx import TensorProto, helper, numpy_helper
-    casts, count = [], 0
+    casts = []
     for init in proto.graph.initializer:
         if init.data_type != TensorProto.FLOAT or np.prod(init.dims) < min_size:
             continue
@@ -108,11 +108,10 @@ def store_weights_in_half(proto: Any, min_size: int = 1024) -> int:
         half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}__half")
         init.CopyFrom(half)
         casts.append(helper.make_node("Cast", [half.name], [name], to=TensorProto.FLOAT, name=f"{name}__cast"))
-        count += 1
     nodes = list(proto.graph.node)
     del proto.graph.node[:]
     proto.graph.node.extend(casts + nodes)
-    return count
+    return len(casts)
 
 
 def _s_size(model: DepthNet, height: int, width: int) -> tuple[int, int]:

@@ -182,7 +182,7 @@ class SelfSupervisedObjective(nn.Module):
             t_scale = scale_of.mean(dim=(1, 2, 3))[:, None]
         for j, frame_id in enumerate(self.frame_ids[1:], start=1):
             sources.append(frames[:, j])
-            transforms.append(relative_pose(pose_net, aug[:, 0], aug[:, j], frame_id, t_scale).float())
+            transforms.append(relative_pose(pose_net, aug[:, 0], aug[:, j], frame_id, t_scale))  # float32
         if "stereo" in batch:
             sources.append(batch["stereo"])
             transforms.append(batch["stereo_T"])

@@ -82,9 +82,6 @@ def build_pose_net(cfg: TrainConfig, source: dict | None) -> nn.Module:
     return net
 
 
-WAYS_OUT = "Start over with --restart (replaces that run), or set run.out_dir to another folder."
-
-
 def check_resume(resumed: dict, path: Path, model_name: str, cfg: TrainConfig, init: dict | None = None) -> None:
     """Refuse to resume a run of another model or pose net, before anything in the run folder is written.
 

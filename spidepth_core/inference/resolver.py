@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import first_line, require_torch
 from ..files import file_sha256
-from .backends import EXPORT_VERSION, check_onnx_io, onnx_file_metadata, ort_session
+from .backends import EXPORT_VERSION, check_onnx_io, onnx_file_metadata, onnx_metadata, ort_session
 
 log = logging.getLogger("spidepth.inference")
 
@@ -124,24 +124,28 @@ def resolve(model: str | Path, backend: str = "auto", device: str | None = None)
     return Plan(model, kind, name, onnx, export, why)
 
 
-def _onnx_io(model: Path) -> tuple[dict[str, list], set[str]]:
-    """An ONNX file's inputs (name: shape) and output names, checked as a graph; with the ``onnx`` package
-    where installed (no session is made), else by ONNX Runtime opening it unoptimised."""
+def _read_onnx(model: Path) -> tuple[dict[str, list], set[str], dict]:
+    """An ONNX file's inputs (name: shape), output names and spidepth metadata from one read of it, checked
+    as a graph: with the ``onnx`` package where installed (no session is made), else by ONNX Runtime opening
+    it unoptimised."""
     onnx: Any = None
     with contextlib.suppress(ImportError):
         import onnx
     try:
         if onnx is None:
             session = ort_session(model, optimise=False)
-            return ({i.name: list(i.shape) for i in session.get_inputs()}, {o.name for o in session.get_outputs()})
-        proto = onnx.load(str(model))
-        onnx.checker.check_model(proto)
+        else:
+            proto = onnx.load(str(model))
+            onnx.checker.check_model(proto)
     except Exception as exc:
         raise ValueError(f"{model} is not a valid ONNX model: {first_line(exc)}") from exc
+    if onnx is None:
+        return ({i.name: list(i.shape) for i in session.get_inputs()}, {o.name for o in session.get_outputs()},
+                onnx_metadata(session.get_modelmeta().custom_metadata_map, str(model)))
     initialisers = {t.name for t in proto.graph.initializer}
     inputs = {i.name: [d.dim_value if d.HasField("dim_value") else d.dim_param for d in i.type.tensor_type.shape.dim]
               for i in proto.graph.input if i.name not in initialisers}
-    return inputs, {o.name for o in proto.graph.output}
+    return inputs, {o.name for o in proto.graph.output}, onnx_file_metadata(proto, str(model))
 
 
 def validate_model_file(model: str | Path, backend: str = "auto", device: str | None = None) -> Plan:
@@ -157,8 +161,8 @@ def validate_model_file(model: str | Path, backend: str = "auto", device: str | 
             raise ValueError(f"{model} has no model weights/config")
         check_weights(ckpt, model)
     elif plan.kind == "onnx":
-        inputs, outputs = _onnx_io(model)
-        check_onnx_io(inputs, outputs, onnx_file_metadata(model), str(model))
+        inputs, outputs, meta = _read_onnx(model)
+        check_onnx_io(inputs, outputs, meta, str(model))
     else:
         from .tensorrt import read_sidecar
         read_sidecar(model)
