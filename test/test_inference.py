@@ -1,6 +1,7 @@
 """Export, onnxruntime parity, the Predictor, and the TensorRT layer as far as a CPU allows."""
 import json
 import shutil
+import sys
 
 import numpy as np
 import onnx
@@ -165,6 +166,32 @@ def test_tensorrt_backend_without_tensorrt_is_a_clear_error(exported):
         pass
     with pytest.raises(RuntimeError, match=r"pip install \.\[tensorrt\]"):
         Predictor(exported[1], "tensorrt")
+
+
+def test_the_cuda_runtime_names_what_is_missing(monkeypatch):
+    """Engines run on cuda-python's device memory, not PyTorch's: without a GPU (here) or without the
+    bindings, each step says what is missing."""
+    from spidepth_core.inference import cuda_runtime, resolver
+    assert [cuda_runtime.device_index(d) for d in (None, "cuda", "cuda:0", "cuda:3")] == [0, 0, 0, 3]
+    with pytest.raises(ValueError, match="cuda or cuda:N"):
+        cuda_runtime.device_index("gpu1")
+    pytest.importorskip("cuda.bindings", reason="cuda-python is in the test extra")
+    if cuda_runtime.gpu_count() == 0:
+        with pytest.raises(RuntimeError, match="needs a CUDA GPU; GPU 0 is not visible"):
+            cuda_runtime.gpu_identity()
+        with pytest.raises(RuntimeError, match="CUDA cudaSetDevice failed: cudaError"):
+            cuda_runtime.DeviceBuffers({"image": (1, 3, 8, 8)})
+        assert not resolver.has_tensorrt_gpu()
+    else:
+        buffers = cuda_runtime.DeviceBuffers({"image": (1, 3, 8, 8)})
+        data = np.arange(192, dtype=np.float32).reshape(1, 3, 8, 8)
+        buffers.upload("image", data)
+        assert np.array_equal(buffers.download("image"), data)
+        buffers.close()
+    monkeypatch.setitem(sys.modules, "cuda", None)
+    monkeypatch.setitem(sys.modules, "cuda.bindings", None)
+    with pytest.raises(RuntimeError, match=r"pip install cuda-python"):
+        cuda_runtime.import_cudart()
 
 
 def test_tensorrt_engine_matches_pytorch_on_gpu(exported, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ ROSDEP_MODULES = {
 # pip name -> module
 PIP_MODULES = {"torch": "torch", "torchvision": "torchvision", "timm": "timm", "onnx": "onnx",
                "onnxruntime": "onnxruntime", "rosbags": "rosbags", "tensorboard": "tensorboard"}
-OPTIONAL = {"tensorrt"}  # the NVIDIA extra, imported only where asked for
+OPTIONAL = {"tensorrt", "cuda"}  # the NVIDIA extra (TensorRT, cuda-python), imported only where asked for
 
 
 def _imports() -> set[str]:

@@ -46,8 +46,9 @@ def has_tensorrt_gpu() -> bool:
     """Whether TensorRT imports and a CUDA GPU is visible."""
     try:
         import tensorrt  # noqa: F401
-        import torch
-        return torch.cuda.is_available()
+
+        from .cuda_runtime import gpu_count
+        return gpu_count() > 0
     except Exception:  # missing module, broken CUDA install
         return False
 

@@ -1,7 +1,8 @@
 """TensorRT engines: build from ONNX (10.x and 11.x), cache by key, run with execute_async_v3.
 
 Nothing here imports ``tensorrt`` at module import time; it is an optional extra
-(``pip install .[tensorrt]``). Device buffers are PyTorch CUDA tensors.
+(``pip install .[tensorrt]``: TensorRT and NVIDIA's cuda-python). Device memory comes from the CUDA runtime
+(cuda_runtime.py), so an engine runs without PyTorch.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from ..cache import cache_dir
 from ..files import atomic_write_bytes, file_sha256
 from .backends import onnx_file_metadata
+from .cuda_runtime import DeviceBuffers, device_index, gpu_identity
 
 log = logging.getLogger("spidepth.tensorrt")
 
@@ -66,11 +68,9 @@ def check_engine_key(engine: Path, current: dict) -> dict:
     return side
 
 
-def _current_platform(trt) -> tuple[str, str, tuple[int, int]]:
-    import torch
-    if not torch.cuda.is_available():
-        raise RuntimeError("the TensorRT backend needs a CUDA GPU; none is visible")
-    return trt.__version__, torch.cuda.get_device_name(), torch.cuda.get_device_capability()
+def _current_platform(trt, index: int = 0) -> tuple[str, str, tuple[int, int]]:
+    name, capability = gpu_identity(index)
+    return trt.__version__, name, capability
 
 
 def build_engine(onnx: str | Path, out: str | Path, fp16: bool, workspace: int = DEFAULT_WORKSPACE) -> bytes:
@@ -137,54 +137,44 @@ def engine_for_onnx(onnx: str | Path, root: Path | None = None, workspace: int =
 
 
 class TensorRTBackend:
-    """Runs a serialized engine (checked against this TensorRT and GPU); buffers allocated once, tensors bound
-    by name. ``factory.open_backend`` builds the engine from ONNX first where needed."""
+    """Runs a serialized engine (checked against this TensorRT and GPU); device buffers allocated once, tensors
+    bound by name. ``factory.open_backend`` builds the engine from ONNX first where needed."""
 
     name = "tensorrt"
 
     def __init__(self, model: str | Path, device: str | None = None) -> None:
-        import torch
         trt = import_tensorrt()
         model = Path(model)
         if model.suffix != ".engine":
             raise ValueError(f"TensorRTBackend runs .engine files, got {model.name}; resolve() plans the rest")
-        version, gpu, cc = _current_platform(trt)
+        index = device_index(device if device and device.startswith("cuda") else None)
+        version, gpu, cc = _current_platform(trt, index)
         side = read_sidecar(model)
         check_engine_key(model, engine_key(side["key"]["onnx_sha256"], version, gpu, cc,
                                            side["key"]["precision"], tuple(side["key"]["input_shape"])))
         self.metadata = side["metadata"]
-        self.torch = torch
-        self.device = torch.device(device if device and device.startswith("cuda") else "cuda")
         logger = trt.Logger(trt.Logger.WARNING)
         self.engine = trt.Runtime(logger).deserialize_cuda_engine(model.read_bytes())
         if self.engine is None:
             raise RuntimeError(f"could not deserialize TensorRT engine {model}")
         self.context = self.engine.create_execution_context()
-        self.stream = torch.cuda.Stream(self.device)
-        self.buffers = {}
-        for i in range(self.engine.num_io_tensors):
-            name = self.engine.get_tensor_name(i)
-            shape = tuple(self.engine.get_tensor_shape(name))
-            self.buffers[name] = torch.empty(shape, dtype=torch.float32, device=self.device)
-            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
-        if set(self.buffers) not in ({"image", "depth"}, {"image", "depth", "uncertainty"}):
-            raise ValueError(f"engine tensors {sorted(self.buffers)} are not image, depth (and uncertainty)")
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        if set(names) not in ({"image", "depth"}, {"image", "depth", "uncertainty"}):
+            raise ValueError(f"engine tensors {sorted(names)} are not image, depth (and uncertainty)")
+        self.buffers = DeviceBuffers({n: tuple(self.engine.get_tensor_shape(n)) for n in names}, index)
+        for name, pointer in self.buffers.pointers.items():
+            self.context.set_tensor_address(name, pointer)
 
-    def run_tensor(self, x):
-        """Device tensor in, device depth tensor out (no host round trip); the uncertainty, where the engine
-        has it, is in ``self.buffers["uncertainty"]``."""
-        with self.torch.cuda.stream(self.stream):
-            self.buffers["image"].copy_(x, non_blocking=True)
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise RuntimeError("TensorRT execution failed")
-        self.stream.synchronize()
-        return self.buffers["depth"]
+    def _execute(self, x: np.ndarray) -> None:
+        self.buffers.upload("image", x)
+        if not self.context.execute_async_v3(self.buffers.stream_handle):
+            raise RuntimeError("TensorRT execution failed")
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        out = self.run_tensor(self.torch.from_numpy(x).pin_memory().to(self.device, non_blocking=True))
-        return out.cpu().numpy()
+        self._execute(x)
+        return self.buffers.download("depth")
 
     def run_with_uncertainty(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         depth = self.run(x)
-        spread = self.buffers.get("uncertainty")
-        return depth, None if spread is None else spread.cpu().numpy()
+        has_spread = "uncertainty" in self.buffers.pointers
+        return depth, self.buffers.download("uncertainty") if has_spread else None
