@@ -161,6 +161,9 @@ def _add_synth(sub) -> None:
     p.add_argument("--variety", action="store_true",
                    help="a camera drawn per sequence (40-110 deg, 4:3 to KITTI-wide, 0.3-2.5 m up, tilted), more "
                         "kinds of objects, coloured light and a sensor look (white balance, noise, blur, JPEG)")
+    p.add_argument("--kitti-camera", action="store_true",
+                   help="with --variety: KITTI's normalised camera on every drive (the world and the look still "
+                        "vary, the camera does not)")
     p.add_argument("--style", choices=["street", "unseen"], default="street",
                    help="unseen: textures and layouts no training data has (for benchmarks)")
     p.add_argument("--workers", type=int, default=2, help="render processes (0 or 1: in this process)")
@@ -385,11 +388,11 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_synth(args) -> int:
-    from .synth import Scene, generate
+    from .synth import Camera, Scene, generate
     h, w = _size(args.size)
     seeds = list(range(args.seed, args.seed + args.sequences))
     folders = generate(args.output, seeds, args.frames, h, w, args.workers, args.stops, args.stereo,
-                       args.camera_height, Scene(variety=args.variety, style=args.style))
+                       args.camera_height, Scene(Camera() if args.kitti_camera else None, args.variety, args.style))
     if args.bag_depth and not args.bag:
         raise ValueError("--bag-depth records depth into the bags: add --bag sqlite3 or --bag mcap")
     if args.bag:

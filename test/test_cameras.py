@@ -72,6 +72,14 @@ def test_synthetic_cameras_looks_and_styles(tmp_path):
     assert unseen.style == "unseen" and not np.array_equal(unseen.boxes.lo[:5], StreetWorld(9, 100).boxes.lo[:5])
 
 
+def test_synth_kitti_camera_keeps_the_training_camera_in_a_varied_world(tmp_path):
+    main(["synth", str(tmp_path / "w"), "--sequences", "1", "--frames", "2", "--size", "48x160", "--variety",
+          "--kitti-camera", "--seed", "3", "--workers", "1"])
+    stored = yaml.safe_load((tmp_path / "w" / "seq_0003" / "intrinsics.yaml").read_text())
+    assert stored["fy"] == pytest.approx(kitti_intrinsics(48, 160)[1, 1]) and stored["scene"]["variety"]
+    assert stored["scene"]["camera"]["hfov"] is None  # not a camera drawn per drive
+
+
 @pytest.mark.slow  # renders a world per camera
 def test_cameras_benchmark_scores_every_camera(tiny_checkpoint, tmp_path, capsys):
     report = tmp_path / "cams.json"
