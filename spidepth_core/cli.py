@@ -160,7 +160,8 @@ def _add_synth(sub) -> None:
                         "metres, or 16UC1 millimetres as RGB-D cameras send it), for evaluate --depth-topic")
     p.add_argument("--variety", action="store_true",
                    help="a camera drawn per sequence (40-110 deg, 4:3 to KITTI-wide, 0.3-2.5 m up, tilted), more "
-                        "kinds of objects, coloured light and a sensor look (white balance, noise, blur, JPEG)")
+                        "kinds of objects, walls of five families, other road surfaces, coloured light and a "
+                        "sensor look (white balance, noise, blur, JPEG)")
     p.add_argument("--kitti-camera", action="store_true",
                    help="with --variety: KITTI's normalised camera on every drive (the world and the look still "
                         "vary, the camera does not)")

@@ -15,6 +15,7 @@ from spidepth_core.models import create_model, create_pose_net
 from spidepth_core.objective import SelfSupervisedObjective
 from spidepth_core.pinhole import kitti_intrinsics
 from spidepth_core.synth import Camera, Scene, generate, render_sequence
+from spidepth_core.synth.textures import WALLS, Ground
 from spidepth_core.synth.world import StreetWorld
 
 H, W = 64, 192
@@ -68,6 +69,9 @@ def test_synthetic_cameras_looks_and_styles(tmp_path):
     varied = np.stack([f[0] for f in render_sequence(9, 3, H, W, scene=Scene(variety=True))])
     assert np.array_equal(plain, again) and not np.array_equal(plain, varied)
     assert len(StreetWorld(9, 100, variety=True).boxes.kind) > len(StreetWorld(9, 100).boxes.kind)
+    varied_world = StreetWorld(9, 100, variety=True)  # walls of every family, and other road surfaces
+    assert set(varied_world.walls.family) == set(range(len(WALLS))) and varied_world.ground != Ground()
+    assert StreetWorld(9, 100).walls is None and StreetWorld(9, 100, variety=True, style="unseen").walls is None
     unseen = StreetWorld(9, 100, style="unseen")
     assert unseen.style == "unseen" and not np.array_equal(unseen.boxes.lo[:5], StreetWorld(9, 100).boxes.lo[:5])
 

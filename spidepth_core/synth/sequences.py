@@ -25,8 +25,9 @@ def right_camera(pose: np.ndarray, baseline: float = STEREO_BASELINE) -> np.ndar
 @dataclass(frozen=True)
 class Scene:
     """What a sequence is rendered with besides its seed: the camera (None: KITTI's intrinsics at a car's
-    height, or with ``variety`` one drawn per sequence), the world's ``variety`` (more objects, a coloured sun,
-    and a sensor look: white balance, exposure, noise, blur, JPEG) and its ``style`` (see StreetWorld)."""
+    height, or with ``variety`` one drawn per sequence), the world's ``variety`` (more objects, wall families
+    and road surfaces, a coloured sun, and a sensor look: white balance, exposure, noise, blur, JPEG) and its
+    ``style`` (see StreetWorld)."""
 
     camera: Camera | None = None
     variety: bool = False

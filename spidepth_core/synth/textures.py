@@ -1,6 +1,8 @@
 """Procedural textures anchored in world coordinates (so they move with the scene, not the camera)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -30,19 +32,47 @@ def fractal_noise(u: np.ndarray, v: np.ndarray, cell: float, seed: int, octaves:
     return total / norm
 
 
-def road(x: np.ndarray, z: np.ndarray, seed: int, lanes: tuple[float, ...]) -> np.ndarray:
-    """Asphalt with dashed lane markings; sidewalk tiles beyond |x| > 4.5. Returns Nx3."""
-    n = fractal_noise(x, z, 0.6, seed)
-    grey = 0.28 + 0.22 * n
-    rgb = np.stack([grey, grey, grey * 1.05], axis=-1)
+@dataclass(frozen=True)
+class Ground:
+    """How a world's road and sidewalks look; the defaults are the street world's."""
+
+    grey: float = 0.28            # asphalt brightness
+    grain: float = 0.22           # asphalt noise amplitude
+    cell: float = 0.6             # asphalt noise size, metres
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.05)
+    marking: tuple[float, float, float] = (0.85, 0.85, 0.85)
+    dash: float = 4.0             # painted metres of every 9
+    tile: float = 0.6             # sidewalk tile size, metres
+    stone: tuple[float, float, float] = (1.0, 0.95, 0.85)
+
+
+def _rgb(values: np.ndarray) -> tuple[float, float, float]:
+    r, g, b = (float(v) for v in values)
+    return r, g, b
+
+
+def random_ground(rng: np.random.Generator) -> Ground:
+    """Fresh or worn asphalt, bright or faded paint, sidewalk tiles of several sizes and stones."""
+    return Ground(grey=float(rng.uniform(0.15, 0.42)), grain=float(rng.uniform(0.08, 0.3)),
+                  cell=float(rng.uniform(0.2, 1.5)), tint=_rgb(rng.uniform(0.92, 1.08, 3)),
+                  marking=_rgb(rng.uniform(0.7, 0.95) * rng.uniform(0.95, 1.0, 3)),
+                  dash=float(rng.uniform(2.0, 6.0)), tile=float(rng.uniform(0.3, 1.0)),
+                  stone=_rgb(rng.uniform(0.75, 1.05, 3)))
+
+
+def road(x: np.ndarray, z: np.ndarray, seed: int, lanes: tuple[float, ...], look: Ground = Ground()) -> np.ndarray:
+    """Asphalt with dashed lane markings; sidewalk tiles beyond |x| > 5.3. Returns Nx3."""
+    n = fractal_noise(x, z, look.cell, seed)
+    grey = look.grey + look.grain * n
+    rgb = grey[:, None] * np.array(look.tint, np.float32)
     for lane in lanes:
         solid = abs(lane) > 3.0
-        on = (np.abs(x - lane) < 0.08) & (solid | (np.mod(z, 9.0) < 4.0))
-        rgb[on] = 0.85
+        on = (np.abs(x - lane) < 0.08) & (solid | (np.mod(z, 9.0) < look.dash))
+        rgb[on] = look.marking
     side = np.abs(x) > 5.3
-    tile = (np.mod(x, 0.6) < 0.04) | (np.mod(z, 0.6) < 0.04)
+    tile = (np.mod(x, look.tile) < 0.04) | (np.mod(z, look.tile) < 0.04)
     stone = 0.55 + 0.2 * fractal_noise(x, z, 0.3, seed + 7)
-    rgb[side] = np.stack([stone, stone * 0.95, stone * 0.85], -1)[side]
+    rgb[side] = (stone[:, None] * np.array(look.stone, np.float32))[side]
     rgb[side & tile] *= 0.6
     return rgb
 
@@ -55,6 +85,55 @@ def facade(a: np.ndarray, y: np.ndarray, base: np.ndarray, seed: int) -> np.ndar
     window = (wa > 0.6) & (wa < 2.0) & (wy > 0.9) & (wy < 2.6) & (-y > 0.8)
     glass = 0.12 + 0.2 * value_noise(np.floor(a / 2.6), np.floor(y / 3.2), 1.0, seed + 3)
     rgb[window] = glass[window, None] * np.array([0.8, 0.9, 1.1])
+    return rgb
+
+
+WALLS = ("plaster", "siding", "panels", "tiles", "stucco")  # plaster: the street world's facade
+
+
+@dataclass(frozen=True)
+class Walls:
+    """Per facade box: its family (index into WALLS), pattern pitch (metres), window grid (spacing along, spacing
+    up, width and height as fractions of the spacing) and glass colour. Arrays, one row per box."""
+
+    family: np.ndarray
+    pitch: np.ndarray
+    grid: np.ndarray   # [N, 4]
+    glass: np.ndarray  # [N, 3]
+
+
+def random_walls(rng: np.random.Generator, count: int) -> Walls:
+    return Walls(rng.integers(0, len(WALLS), count), rng.uniform(0.15, 1.2, count),
+                 np.stack([rng.uniform(1.6, 4.5, count), rng.uniform(2.6, 4.2, count),
+                           rng.uniform(0.3, 0.8, count), rng.uniform(0.35, 0.7, count)], 1),
+                 rng.uniform(0.05, 0.4, (count, 3)))
+
+
+def finished_wall(a: np.ndarray, y: np.ndarray, base: np.ndarray, walls: Walls, box: np.ndarray,
+                  seed: int) -> np.ndarray:
+    """Walls of many families: ``base`` [N,3] colours, ``box`` [N] the facade each pixel lies on."""
+    family, pitch = walls.family[box], walls.pitch[box]
+    fine = fractal_noise(a, y, 0.5, seed)
+    shade = 0.8 + 0.3 * fine
+    board = np.floor(-y / pitch)
+    panel = np.floor(a / pitch)
+    seam = np.select(
+        [family == 1, family == 2, family == 3],
+        [np.mod(-y, pitch) < 0.03,                                   # siding: horizontal boards
+         np.mod(a, pitch) < 0.04,                                    # panels: vertical seams
+         (np.mod(-y, pitch) < 0.02) | (np.mod(a, pitch) < 0.02)],    # tiles: a square grid
+        False)
+    tone = np.select([family == 1, family == 2, family == 3],
+                     [0.85 + 0.25 * value_noise(board, board * 0.0, 1.0, seed + 1),
+                      0.8 + 0.4 * value_noise(panel, panel * 0.0, 1.0, seed + 2),
+                      0.85 + 0.2 * value_noise(panel, board, 1.0, seed + 3)],
+                     np.where(family == 4, 0.7 + 0.6 * fractal_noise(a, y, 0.12, seed + 4), shade))
+    rgb = base * tone[:, None]
+    rgb[seam] *= 0.55
+    grid = walls.grid[box]
+    wa, wy = np.mod(a, grid[:, 0]) / grid[:, 0], np.mod(-y, grid[:, 1]) / grid[:, 1]
+    window = (np.abs(wa - 0.5) < grid[:, 2] / 2) & (np.abs(wy - 0.5) < grid[:, 3] / 2) & (-y > 0.8)
+    rgb[window] = walls.glass[box][window] * (0.8 + 0.4 * shade[window, None])
     return rgb
 
 

@@ -29,9 +29,10 @@ class Boxes:
 class StreetWorld:
     """Random street layout fixed by ``seed``, covering ``length`` metres of road ahead.
 
-    ``variety``: also crossings and open stretches, pedestrians, trees, fences, kerbs, vans and trucks, and a
-    coloured sun. ``style``: "street" (the training world) or "unseen" (brick and concrete, other street
-    widths and objects: a world that training never sees, for benchmarks).
+    ``variety``: also crossings and open stretches, pedestrians, trees, fences, kerbs, vans and trucks, a
+    coloured sun, walls of five families and other road surfaces (none of them the unseen style's).
+    ``style``: "street" (the training world) or "unseen" (brick and concrete, other street widths and objects:
+    a world that training never sees, for benchmarks).
     """
 
     def __init__(self, seed: int, length: float = 400.0, variety: bool = False, style: str = "street") -> None:
@@ -61,6 +62,10 @@ class StreetWorld:
         if variety or style == "unseen":  # warm morning to cold overcast light
             warmth = np.random.default_rng(seed + 11).uniform(-1, 1)
             self.sun_color = np.array([1 + 0.15 * warmth, 1.0, 1 - 0.15 * warmth])
+        self.ground, self.walls = tex.Ground(), None  # the street world's road and plaster facades
+        if variety and style == "street":  # many wall families, other asphalt, paint and sidewalks
+            finish = np.random.default_rng(seed + 13_000_007)
+            self.ground, self.walls = tex.random_ground(finish), tex.random_walls(finish, len(kind))
 
 
 def _street_layout(rng: np.random.Generator, length: float, add) -> None:
@@ -266,8 +271,10 @@ def render(world: StreetWorld, pose: np.ndarray, K: np.ndarray, height: int, wid
     albedo = np.zeros((n, 3), np.float32)
     normal = np.zeros((n, 3))
     ground = ~sky & (hit_id < 0)
-    surface = tex.concrete if world.style == "unseen" else tex.road
-    albedo[ground] = surface(p[ground, 0], p[ground, 2], world.seed, LANES)
+    if world.style == "unseen":
+        albedo[ground] = tex.concrete(p[ground, 0], p[ground, 2], world.seed, LANES)
+    else:
+        albedo[ground] = tex.road(p[ground, 0], p[ground, 2], world.seed, LANES, world.ground)
     normal[ground] = [0, -1, 0]
     _shade_boxes(world, p, d, hit_id, hit_axis, albedo, normal)
     sunlit = np.clip(normal @ world.sun, 0, None)[:, None] * world.sun_color[None, :]
@@ -297,7 +304,9 @@ def _shade_boxes(world: StreetWorld, p: np.ndarray, d: np.ndarray, hit_id: np.nd
         if not m.any():
             continue
         base = boxes.color[ids[m]]
-        if k == FACADE:
+        if k == FACADE and world.walls is not None:
+            rgb = tex.finished_wall(along[m], pts[m, 1], base, world.walls, ids[m], world.seed + 11)
+        elif k == FACADE:
             wall = tex.brick if world.style == "unseen" else tex.facade
             rgb = wall(along[m], pts[m, 1], np.ones(3), world.seed + 11) * base
         elif k == VEHICLE:
