@@ -215,6 +215,8 @@ def _add_benchmark(sub) -> None:
     cams.add_argument("--native-aspect", action="store_true",
                       help="run a checkpoint (--backend torch) at an input size of each camera's aspect instead of "
                            "squashing every image to the model's size (measures keeping the aspect)")
+    cams.add_argument("--by-surface", action="store_true",
+                      help="also the median-scaled error per surface (walls, vehicles, ground, ...): where it sits")
     cams.add_argument("--output", default="runs/cameras_bench", help="where the rendered world is kept")
     cams.add_argument("--workers", type=int, default=2, help="render processes")
     _add_json(cams)
@@ -444,7 +446,7 @@ def cmd_benchmark_finetune(args) -> int:
 def cmd_benchmark_cameras(args) -> int:
     from .tools.bench_cameras import run_benchmark
     report = run_benchmark(Path(args.model) if args.model else None, args.backend, Path(args.output),
-                           args.sequences, args.frames, args.workers, args.native_aspect)
+                           args.sequences, args.frames, args.workers, args.native_aspect, args.by_surface)
     args.report = report
     return 0
 

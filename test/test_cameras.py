@@ -16,7 +16,7 @@ from spidepth_core.objective import SelfSupervisedObjective
 from spidepth_core.pinhole import kitti_intrinsics
 from spidepth_core.synth import Camera, Scene, generate, render_sequence
 from spidepth_core.synth.textures import WALLS, Ground
-from spidepth_core.synth.world import StreetWorld
+from spidepth_core.synth.world import FACADE, GROUND, SKY, StreetWorld, camera_path, render, surface_kinds
 
 H, W = 64, 192
 
@@ -76,6 +76,18 @@ def test_synthetic_cameras_looks_and_styles(tmp_path):
     assert unseen.style == "unseen" and not np.array_equal(unseen.boxes.lo[:5], StreetWorld(9, 100).boxes.lo[:5])
 
 
+def test_surface_kinds_name_what_each_pixel_of_a_render_sees():
+    world, K = StreetWorld(9, 100, variety=True), Camera().K(96, 320)
+    pose = camera_path(9, 1)[0]
+    _, depth = render(world, pose, K, 96, 320)
+    kinds = surface_kinds(world, pose, K, 96, 320)
+    assert np.array_equal(kinds == SKY, depth == 0) and {GROUND, FACADE, SKY} <= set(np.unique(kinds))
+    v, u = np.nonzero(kinds == GROUND)
+    points = (np.stack([u, v, np.ones_like(u)], 1) @ np.linalg.inv(K).T) * depth[v, u, None]
+    world_y = points @ pose[:3, :3].T[:, 1] + pose[1, 3]
+    assert np.abs(world_y).max() < 1e-3  # the ground pixels lie on the road plane (y = 0)
+
+
 def test_synth_kitti_camera_keeps_the_training_camera_in_a_varied_world(tmp_path):
     main(["synth", str(tmp_path / "w"), "--sequences", "1", "--frames", "2", "--size", "48x160", "--variety",
           "--kitti-camera", "--seed", "3", "--workers", "1"])
@@ -89,9 +101,12 @@ def test_cameras_benchmark_scores_every_camera(tiny_checkpoint, tmp_path, capsys
     report = tmp_path / "cams.json"
     assert main(["benchmark", "cameras", "--model", str(tiny_checkpoint), "--backend", "torch", "--sequences",
                  "1", "--frames", "3", "--workers", "0", "--output", str(tmp_path / "world"),
-                 "--json", str(report)]) == 0
+                 "--by-surface", "--json", str(report)]) == 0
     out = capsys.readouterr().out
     assert "| camera | median-scaled | no scaling | camera_height |" in out
+    surfaces = json.loads(report.read_text())["surfaces"]
+    assert len(surfaces) == 4 and all("ground" in row and "sky" not in row for row in surfaces.values())
+    assert all(sum(r["pixels"] for r in row.values()) == pytest.approx(1) for row in surfaces.values())
     got = json.loads(report.read_text())["cameras"]
     assert len(got) == 4 and all(row["frames"] == 3 for row in got.values())
     assert all(0 < row[mode] < 10 for row in got.values() for mode in ("median-scaled", "no scaling"))

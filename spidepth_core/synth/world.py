@@ -13,6 +13,7 @@ import numpy as np
 from . import textures as tex
 
 FACADE, VEHICLE, POLE, OTHER, CANOPY = 0, 1, 2, 3, 4  # OTHER: pedestrians, trunks, fences, kerbs (plain colour)
+GROUND, SKY = 8, 9  # what a pixel sees when it hits no box
 LANES = (-5.0, 0.0, 5.0)
 FPS = 10.0
 STYLES = ("street", "unseen")  # unseen: a texture family and layouts that no training data uses (benchmarks)
@@ -250,9 +251,9 @@ def _intersect_boxes(o: np.ndarray, R: np.ndarray, d: np.ndarray, K: np.ndarray,
             hit_axis[v0:v1, u0:u1][hit] = tmin3[hit].argmax(axis=1)
 
 
-def render(world: StreetWorld, pose: np.ndarray, K: np.ndarray, height: int, width: int,
-           far: float = 200.0) -> tuple[np.ndarray, np.ndarray]:
-    """(rgb HxWx3 uint8, depth HxW float32 z-depth in metres, 0 for sky)."""
+def _cast(world: StreetWorld, pose: np.ndarray, K: np.ndarray, height: int, width: int, far: float):
+    """Each pixel's ray (world frame, camera z = 1), distance to the first hit (inf: sky), the box it hits
+    (-1: ground or sky) and that box's face axis; flattened."""
     v, u = np.mgrid[0:height, 0:width].astype(np.float64)
     rays = np.stack([u, v, np.ones_like(u)], axis=-1) @ np.linalg.inv(K).T  # camera z = 1
     R, o = pose[:3, :3], pose[:3, 3]
@@ -266,6 +267,30 @@ def render(world: StreetWorld, pose: np.ndarray, K: np.ndarray, height: int, wid
     sky = best > far
     best[sky] = np.inf
     hit_id[sky] = -1
+    return d, best, hit_id, hit_axis
+
+
+SURFACES = {FACADE: "walls", VEHICLE: "vehicles", POLE: "poles", OTHER: "other objects", CANOPY: "tree tops",
+            GROUND: "ground", SKY: "sky"}
+
+
+def surface_kinds(world: StreetWorld, pose: np.ndarray, K: np.ndarray, height: int, width: int,
+                  far: float = 200.0) -> np.ndarray:
+    """HxW: what each pixel of ``render`` sees (a key of SURFACES)."""
+    _, best, hit_id, _ = _cast(world, pose, K, height, width, far)
+    kinds = np.full(hit_id.shape, GROUND)
+    on_box = hit_id >= 0
+    kinds[on_box] = world.boxes.kind[hit_id[on_box]]
+    kinds[np.isinf(best)] = SKY
+    return kinds.reshape(height, width)
+
+
+def render(world: StreetWorld, pose: np.ndarray, K: np.ndarray, height: int, width: int,
+           far: float = 200.0) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb HxWx3 uint8, depth HxW float32 z-depth in metres, 0 for sky)."""
+    d, best, hit_id, hit_axis = _cast(world, pose, K, height, width, far)
+    sky = np.isinf(best)
+    o = pose[:3, 3]
     p = o + np.where(sky, 0.0, best)[:, None] * d
     n = best.size
     albedo = np.zeros((n, 3), np.float32)

@@ -10,10 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import yaml
+
 from ..data import find_sequences
+from ..data.folder import read_poses
 from ..evaluate import evaluate_sequences
 from ..inference import Predictor
+from ..metrics import EVAL_MAX_DEPTH, EVAL_MIN_DEPTH, evaluated_pixels
 from ..synth import Camera, Scene, generate
+from ..synth.world import SURFACES, surface_kinds
 
 FIRST_SEED = 90_000  # no training or benchmark config renders these
 
@@ -77,6 +83,41 @@ def score(predictor: Predictor, folders: dict[str, Path], native: bool = False) 
     return results
 
 
+def error_by_surface(predictor: Predictor, folders: dict[str, Path]) -> dict[str, dict[str, dict]]:
+    """Median-scaled abs_rel per camera and surface (walls, vehicles, ground, ...), with each surface's share of
+    the scored pixels and its share of the camera's error: where the error sits. The surfaces come from the
+    renderer (the world rebuilt from each drive's seed and poses)."""
+    results: dict[str, dict[str, dict]] = {}
+    for cam in CAMERAS:
+        sums: dict[int, list[float]] = {}
+        for seq in find_sequences(folders[cam.name]):
+            seed = yaml.safe_load((seq.folder / "intrinsics.yaml").read_text())["seed"]
+            world = Scene(camera=cam.camera, style="unseen").world(seed, len(seq))
+            for i, pose in enumerate(read_poses(seq.folder)):
+                gt, pred = seq.depth(i), predictor.predict(seq.image(i), seq.K).depth
+                if gt is None:
+                    raise ValueError(f"{seq.folder} has no depth for frame {i}")
+                mask = (gt > EVAL_MIN_DEPTH) & (gt < EVAL_MAX_DEPTH)
+                g, p, _ = evaluated_pixels(gt, pred, mask)
+                error, kinds = np.abs(p - g) / g, surface_kinds(world, pose, seq.K, *gt.shape)[mask]
+                for kind in np.unique(kinds):
+                    total = sums.setdefault(int(kind), [0.0, 0.0])
+                    total[0] += float(error[kinds == kind].sum())
+                    total[1] += float((kinds == kind).sum())
+        pixels, error_sum = sum(t[1] for t in sums.values()), sum(t[0] for t in sums.values())
+        results[cam.name] = {SURFACES[k]: {"abs_rel": t[0] / t[1], "pixels": t[1] / pixels, "error": t[0] / error_sum}
+                             for k, t in sorted(sums.items(), key=lambda kv: -kv[1][0])}
+    return results
+
+
+def format_surfaces(results: dict[str, dict[str, dict]]) -> str:
+    lines = ["| camera | surface | abs_rel | share of pixels | share of the error |", "|---|---|---|---|---|"]
+    for name, row in results.items():
+        for surface, r in row.items():
+            lines.append(f"| {name} | {surface} | {r['abs_rel']:.3f} | {r['pixels']:.0%} | {r['error']:.0%} |")
+    return "\n".join(lines)
+
+
 def format_table(results: dict[str, dict]) -> str:
     lines = ["| camera | " + " | ".join(MODES) + " |", "|---|" + "---|" * len(MODES)]
     for name, row in results.items():
@@ -85,13 +126,19 @@ def format_table(results: dict[str, dict]) -> str:
 
 
 def run_benchmark(model: Path | None, backend: str, output: Path, sequences: int, frames: int,
-                  workers: int = 2, native_aspect: bool = False) -> dict:
+                  workers: int = 2, native_aspect: bool = False, by_surface: bool = False) -> dict:
     """Render (once) and score. ``native_aspect``: run a checkpoint on PyTorch at an input size of each
-    camera's aspect (to measure keeping the aspect instead of squashing it)."""
+    camera's aspect (to measure keeping the aspect instead of squashing it). ``by_surface``: also the
+    median-scaled error per surface the renderer drew."""
     folders = render_world(output, sequences, frames, workers)
     predictor = Predictor(model, backend)
     if native_aspect and predictor.backend.name != "torch":
         raise ValueError("--native-aspect runs the network at other sizes: use --backend torch")
     results = score(predictor, folders, native_aspect)
     print(format_table(results))
-    return {"model": str(predictor.model_path), "native_aspect": native_aspect, "cameras": results}
+    report: dict = {"model": str(predictor.model_path), "native_aspect": native_aspect, "cameras": results}
+    if by_surface:
+        surfaces = error_by_surface(predictor, folders)
+        print(format_surfaces(surfaces))
+        report["surfaces"] = surfaces
+    return report
