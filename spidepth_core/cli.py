@@ -217,6 +217,9 @@ def _add_benchmark(sub) -> None:
                            "squashing every image to the model's size (measures keeping the aspect)")
     cams.add_argument("--by-surface", action="store_true",
                       help="also the median-scaled error per surface (walls, vehicles, ground, ...): where it sits")
+    cams.add_argument("--seed", type=int, default=90_000,
+                      help="first drive seed: another gives another unseen world, e.g. to choose between models "
+                           "without choosing on the benchmark's own drives")
     cams.add_argument("--output", default="runs/cameras_bench", help="where the rendered world is kept")
     cams.add_argument("--workers", type=int, default=2, help="render processes")
     _add_json(cams)
@@ -446,7 +449,8 @@ def cmd_benchmark_finetune(args) -> int:
 def cmd_benchmark_cameras(args) -> int:
     from .tools.bench_cameras import run_benchmark
     report = run_benchmark(Path(args.model) if args.model else None, args.backend, Path(args.output),
-                           args.sequences, args.frames, args.workers, args.native_aspect, args.by_surface)
+                           args.sequences, args.frames, args.workers, args.native_aspect, args.by_surface,
+                           args.seed)
     args.report = report
     return 0
 

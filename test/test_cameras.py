@@ -101,7 +101,8 @@ def test_cameras_benchmark_scores_every_camera(tiny_checkpoint, tmp_path, capsys
     report = tmp_path / "cams.json"
     assert main(["benchmark", "cameras", "--model", str(tiny_checkpoint), "--backend", "torch", "--sequences",
                  "1", "--frames", "3", "--workers", "0", "--output", str(tmp_path / "world"),
-                 "--by-surface", "--json", str(report)]) == 0
+                 "--by-surface", "--seed", "5", "--json", str(report)]) == 0
+    assert sorted(p.name for p in (tmp_path / "world").glob("camera_*/seq_*")) == ["seq_0005"] * 4
     out = capsys.readouterr().out
     assert "| camera | median-scaled | no scaling | camera_height |" in out
     surfaces = json.loads(report.read_text())["surfaces"]

@@ -41,15 +41,20 @@ CAMERAS = (
 MODES = ("median-scaled", "no scaling", "camera_height")
 
 
-def render_world(root: Path, sequences: int, frames: int, workers: int = 2) -> dict[str, Path]:
-    """One folder of sequences per camera (reused when already rendered)."""
-    seeds = list(range(FIRST_SEED, FIRST_SEED + sequences))
+def render_world(root: Path, sequences: int, frames: int, workers: int = 2,
+                 first_seed: int = FIRST_SEED) -> dict[str, list[Path]]:
+    """The drives' folders per camera (rendered once, then reused)."""
+    seeds = list(range(first_seed, first_seed + sequences))
     folders = {}
     for i, cam in enumerate(CAMERAS):
         folder = root / f"camera_{i}_{cam.height}x{cam.width}"
-        generate(folder, seeds, frames, cam.height, cam.width, workers, scene=Scene(camera=cam.camera, style="unseen"))
-        folders[cam.name] = folder
+        folders[cam.name] = generate(folder, seeds, frames, cam.height, cam.width, workers,
+                                     scene=Scene(camera=cam.camera, style="unseen"))
     return folders
+
+
+def _drives(folders: list[Path]) -> list:
+    return [seq for folder in folders for seq in find_sequences(folder)]
 
 
 def aspect_size(model_size: tuple[int, ...], height: int, width: int, multiple: int = 32) -> tuple[int, int]:
@@ -60,7 +65,7 @@ def aspect_size(model_size: tuple[int, ...], height: int, width: int, multiple: 
             max(multiple, int(round(h * width / height / multiple)) * multiple))
 
 
-def score(predictor: Predictor, folders: dict[str, Path], native: bool = False) -> dict[str, dict]:
+def score(predictor: Predictor, folders: dict[str, list[Path]], native: bool = False) -> dict[str, dict]:
     """abs_rel per camera and scaling mode (and a1, and the frames scored). ``native``: run the network at an
     input size of each camera's aspect (PyTorch only) instead of squashing the image to the model's size."""
     results: dict[str, dict] = {}
@@ -68,7 +73,7 @@ def score(predictor: Predictor, folders: dict[str, Path], native: bool = False) 
     for cam in CAMERAS:
         if native:
             predictor.input_size = aspect_size(own, cam.height, cam.width)
-        sequences = find_sequences(folders[cam.name])
+        sequences = _drives(folders[cam.name])
         row: dict = {}
         for mode in MODES:
             height = cam.camera.mount if mode == "camera_height" else None
@@ -83,14 +88,14 @@ def score(predictor: Predictor, folders: dict[str, Path], native: bool = False) 
     return results
 
 
-def error_by_surface(predictor: Predictor, folders: dict[str, Path]) -> dict[str, dict[str, dict]]:
+def error_by_surface(predictor: Predictor, folders: dict[str, list[Path]]) -> dict[str, dict[str, dict]]:
     """Median-scaled abs_rel per camera and surface (walls, vehicles, ground, ...), with each surface's share of
     the scored pixels and its share of the camera's error: where the error sits. The surfaces come from the
     renderer (the world rebuilt from each drive's seed and poses)."""
     results: dict[str, dict[str, dict]] = {}
     for cam in CAMERAS:
         sums: dict[int, list[float]] = {}
-        for seq in find_sequences(folders[cam.name]):
+        for seq in _drives(folders[cam.name]):
             seed = yaml.safe_load((seq.folder / "intrinsics.yaml").read_text())["seed"]
             world = Scene(camera=cam.camera, style="unseen").world(seed, len(seq))
             for i, pose in enumerate(read_poses(seq.folder)):
@@ -126,17 +131,20 @@ def format_table(results: dict[str, dict]) -> str:
 
 
 def run_benchmark(model: Path | None, backend: str, output: Path, sequences: int, frames: int,
-                  workers: int = 2, native_aspect: bool = False, by_surface: bool = False) -> dict:
+                  workers: int = 2, native_aspect: bool = False, by_surface: bool = False,
+                  first_seed: int = FIRST_SEED) -> dict:
     """Render (once) and score. ``native_aspect``: run a checkpoint on PyTorch at an input size of each
     camera's aspect (to measure keeping the aspect instead of squashing it). ``by_surface``: also the
-    median-scaled error per surface the renderer drew."""
-    folders = render_world(output, sequences, frames, workers)
+    median-scaled error per surface the renderer drew. ``first_seed``: another seed gives another unseen world
+    (to choose between models without choosing on the benchmark's own drives)."""
+    folders = render_world(output, sequences, frames, workers, first_seed)
     predictor = Predictor(model, backend)
     if native_aspect and predictor.backend.name != "torch":
         raise ValueError("--native-aspect runs the network at other sizes: use --backend torch")
     results = score(predictor, folders, native_aspect)
     print(format_table(results))
-    report: dict = {"model": str(predictor.model_path), "native_aspect": native_aspect, "cameras": results}
+    report: dict = {"model": str(predictor.model_path), "native_aspect": native_aspect, "first_seed": first_seed,
+                    "cameras": results}
     if by_surface:
         surfaces = error_by_surface(predictor, folders)
         print(format_surfaces(surfaces))
