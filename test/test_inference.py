@@ -180,11 +180,11 @@ def test_the_cuda_runtime_names_what_is_missing(monkeypatch):
         with pytest.raises(RuntimeError, match="needs a CUDA GPU; GPU 0 is not visible"):
             cuda_runtime.gpu_identity()
         with pytest.raises(RuntimeError, match="CUDA cudaSetDevice failed: cudaError"):
-            cuda_runtime.DeviceBuffers({"image": (1, 3, 8, 8)})
+            cuda_runtime.DeviceBuffers({"image": ((1, 3, 8, 8), np.float32)})
         assert not resolver.has_tensorrt_gpu()
     else:
-        buffers = cuda_runtime.DeviceBuffers({"image": (1, 3, 8, 8)})
-        data = np.arange(192, dtype=np.float32).reshape(1, 3, 8, 8)
+        buffers = cuda_runtime.DeviceBuffers({"image": ((1, 3, 8, 8), np.float16)})
+        data = np.arange(192, dtype=np.float16).reshape(1, 3, 8, 8)
         buffers.upload("image", data)
         assert np.array_equal(buffers.download("image"), data)
         buffers.close()

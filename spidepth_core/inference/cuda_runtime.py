@@ -58,16 +58,18 @@ def gpu_identity(index: int = 0) -> tuple[str, tuple[int, int]]:
 
 
 class DeviceBuffers:
-    """One float32 device buffer per named tensor, a stream, and the copies between host and device."""
+    """One device buffer per named tensor (its shape and NumPy dtype), a stream, and the copies between host
+    and device."""
 
-    def __init__(self, shapes: dict[str, tuple[int, ...]], index: int = 0) -> None:
+    def __init__(self, tensors: dict[str, tuple[tuple[int, ...], np.dtype]], index: int = 0) -> None:
         self.cudart = import_cudart()
         _check(self.cudart, "cudaSetDevice", self.cudart.cudaSetDevice(index))
         self.stream = _check(self.cudart, "cudaStreamCreate", self.cudart.cudaStreamCreate())
-        self.shapes = dict(shapes)
+        self.shapes = {name: tuple(shape) for name, (shape, _) in tensors.items()}
+        self.dtypes = {name: np.dtype(dtype) for name, (_, dtype) in tensors.items()}
         self.pointers: dict[str, int] = {}
         for name, shape in self.shapes.items():
-            nbytes = int(np.prod(shape)) * 4
+            nbytes = int(np.prod(shape)) * self.dtypes[name].itemsize
             self.pointers[name] = int(_check(self.cudart, "cudaMalloc", self.cudart.cudaMalloc(nbytes)))
 
     @property
@@ -75,7 +77,7 @@ class DeviceBuffers:
         return int(self.stream)
 
     def upload(self, name: str, array: np.ndarray) -> None:
-        host = np.ascontiguousarray(array, dtype=np.float32)
+        host = np.ascontiguousarray(array, dtype=self.dtypes[name])
         if host.shape != self.shapes[name]:
             raise ValueError(f"{name} is {self.shapes[name]} on the device, got {host.shape}")
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
@@ -84,7 +86,7 @@ class DeviceBuffers:
         self.synchronize()  # ``host`` may be a temporary: the copy must finish before it goes
 
     def download(self, name: str) -> np.ndarray:
-        host = np.empty(self.shapes[name], np.float32)
+        host = np.empty(self.shapes[name], self.dtypes[name])
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         _check(self.cudart, "cudaMemcpyAsync", self.cudart.cudaMemcpyAsync(
             host.ctypes.data, self.pointers[name], host.nbytes, kind, self.stream))

@@ -161,7 +161,8 @@ class TensorRTBackend:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         if set(names) not in ({"image", "depth"}, {"image", "depth", "uncertainty"}):
             raise ValueError(f"engine tensors {sorted(names)} are not image, depth (and uncertainty)")
-        self.buffers = DeviceBuffers({n: tuple(self.engine.get_tensor_shape(n)) for n in names}, index)
+        self.buffers = DeviceBuffers({n: (tuple(self.engine.get_tensor_shape(n)),
+                                          trt.nptype(self.engine.get_tensor_dtype(n))) for n in names}, index)
         for name, pointer in self.buffers.pointers.items():
             self.context.set_tensor_address(name, pointer)
 
@@ -172,9 +173,10 @@ class TensorRTBackend:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         self._execute(x)
-        return self.buffers.download("depth")
+        return self.buffers.download("depth").astype(np.float32, copy=False)
 
     def run_with_uncertainty(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         depth = self.run(x)
         has_spread = "uncertainty" in self.buffers.pointers
-        return depth, self.buffers.download("uncertainty") if has_spread else None
+        spread = self.buffers.download("uncertainty").astype(np.float32, copy=False) if has_spread else None
+        return depth, spread
