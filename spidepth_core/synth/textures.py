@@ -124,8 +124,8 @@ def finished_wall(a: np.ndarray, y: np.ndarray, base: np.ndarray, walls: Walls, 
          (np.mod(-y, pitch) < 0.02) | (np.mod(a, pitch) < 0.02)],    # tiles: a square grid
         False)
     tone = np.select([family == 1, family == 2, family == 3],
-                     [0.85 + 0.25 * value_noise(board, board * 0.0, 1.0, seed + 1),
-                      0.8 + 0.4 * value_noise(panel, panel * 0.0, 1.0, seed + 2),
+                     [0.85 + 0.25 * value_noise(board, np.zeros_like(board), 1.0, seed + 1),
+                      0.8 + 0.4 * value_noise(panel, np.zeros_like(panel), 1.0, seed + 2),
                       0.85 + 0.2 * value_noise(panel, board, 1.0, seed + 3)],
                      np.where(family == 4, 0.7 + 0.6 * fractal_noise(a, y, 0.12, seed + 4), shade))
     rgb = base * tone[:, None]
