@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -35,6 +36,8 @@ def full_precision(like: torch.Tensor) -> torch.autocast:
 
 @dataclass
 class ObjectiveOutput:
+    FIGURE: ClassVar[str] = "photometric"  # the validation figure's name (lower is better)
+
     loss: torch.Tensor
     photometric: torch.Tensor
     smoothness: torch.Tensor
@@ -48,7 +51,7 @@ class ObjectiveOutput:
     @property
     def figure(self) -> tuple[str, torch.Tensor]:
         """The validation figure: its name and value (the photometric error)."""
-        return "photometric", self.photometric
+        return self.FIGURE, self.photometric
 
     def scalars(self) -> dict[str, float]:
         out = {"loss": self.loss.item(), "photometric": self.photometric.item(),
@@ -62,13 +65,15 @@ class ObjectiveOutput:
 
 @dataclass
 class SupervisedOutput:
+    FIGURE: ClassVar[str] = "silog"
+
     loss: torch.Tensor
     depth: torch.Tensor
 
     @property
     def figure(self) -> tuple[str, torch.Tensor]:
         """The validation figure: its name and value (the SILog loss)."""
-        return "silog", self.loss
+        return self.FIGURE, self.loss
 
     def scalars(self) -> dict[str, float]:
         return {"loss": self.loss.item(), "silog": self.loss.item()}
@@ -81,6 +86,8 @@ def _factor(K: torch.Tensor, height: int, canonical: float) -> torch.Tensor:
 
 class SupervisedObjective(nn.Module):
     """Metric fine-tuning: SILog against GT depth (pixels with min < gt < max)."""
+
+    figure_name = SupervisedOutput.FIGURE  # what validation reports (lower is better)
 
     def __init__(self, min_depth: float = 1e-3, max_depth: float = 80.0, canonical_fy: float = KITTI_FY) -> None:
         super().__init__()
@@ -148,6 +155,8 @@ class SelfSupervisedObjective(nn.Module):
     sources at least as well as the current one: it holds where the recordings say nothing new and lets go
     where they show the start was wrong.
     """
+
+    figure_name = ObjectiveOutput.FIGURE
 
     def __init__(self, frame_ids=(0, -1, 1), smoothness_weight: float = 1e-3, automask: bool = True,
                  depth_relative_translation: bool = True, stereo_weight: float = 0.0,

@@ -328,8 +328,7 @@ class Trainer:
         """Validate the weights after ``epochs`` epochs (a fraction for a run ended within one) and write
         best.pt if they are the best by ``run.best_by``."""
         val = self.validate() if self.val_ds is not None else {}
-        figure = "silog" if self.cfg.train.supervised else "photometric"  # lower is better, either way
-        score = val.get(figure, -epochs) if self.cfg.run.best_by == "validation" else -epochs
+        score = val.get(self.objective.figure_name, -epochs) if self.cfg.run.best_by == "validation" else -epochs
         if self.dist.is_main:
             for k, v in val.items():
                 self._tb().add_scalar(f"val/{k}", v, self.global_step)

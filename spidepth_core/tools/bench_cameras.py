@@ -17,7 +17,7 @@ from ..data import find_sequences
 from ..data.folder import read_poses
 from ..evaluate import evaluate_sequences
 from ..inference import Predictor
-from ..metrics import EVAL_MAX_DEPTH, EVAL_MIN_DEPTH, evaluated_pixels
+from ..metrics import EVAL_MAX_DEPTH, evaluated_pixels, gt_mask
 from ..synth import Camera, Scene, generate
 from ..synth.world import SURFACES, surface_kinds
 
@@ -102,7 +102,7 @@ def error_by_surface(predictor: Predictor, folders: dict[str, list[Path]]) -> di
                 gt, pred = seq.depth(i), predictor.predict(seq.image(i), seq.K).depth
                 if gt is None:
                     raise ValueError(f"{seq.folder} has no depth for frame {i}")
-                mask = (gt > EVAL_MIN_DEPTH) & (gt < EVAL_MAX_DEPTH)
+                mask = gt_mask(gt, EVAL_MAX_DEPTH)
                 g, p, _ = evaluated_pixels(gt, pred, mask)
                 error, kinds = np.abs(p - g) / g, surface_kinds(world, pose, seq.K, *gt.shape)[mask]
                 for kind in np.unique(kinds):

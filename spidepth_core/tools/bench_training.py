@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..config import TrainConfig, load_config
+from ..config import TrainConfig, apply_overrides, check_values, load_config
 from ..data import find_sequences
 from ..geometry import warp
 from ..objective import relative_pose
@@ -28,16 +28,16 @@ from .report import update_report
 
 # Every lever of this benchmark, off: the trainer as it ran before them (data workers as the config says).
 BASELINE = ["train.cpu_bf16=false", "train.channels_last=false", "pose.input_scale=1", "data.frame_cache_mb=0"]
+MAIN_PROCESS_DATA = ["train.workers=0", "data.frame_cache_mb=2048"]
+LEVERS = ["train.cpu_bf16=true", "train.channels_last=true", *MAIN_PROCESS_DATA]  # all but the pose's size
 ARMS: dict[str, list[str]] = {
     "baseline": BASELINE,
     "bf16": [*BASELINE, "train.cpu_bf16=true"],
     "channels_last": [*BASELINE, "train.channels_last=true"],
     "pose_half": [*BASELINE, "pose.input_scale=0.5"],
-    "main_process_data": [*BASELINE, "train.workers=0", "data.frame_cache_mb=2048"],
-    "all": ["train.cpu_bf16=true", "train.channels_last=true", "pose.input_scale=0.5", "train.workers=0",
-            "data.frame_cache_mb=2048"],
-    "all_but_pose_half": ["train.cpu_bf16=true", "train.channels_last=true", "pose.input_scale=1", "train.workers=0",
-                          "data.frame_cache_mb=2048"],
+    "main_process_data": [*BASELINE, *MAIN_PROCESS_DATA],
+    "all": [*LEVERS, "pose.input_scale=0.5"],
+    "all_but_pose_half": [*LEVERS, "pose.input_scale=1"],
     "config": [],  # the config's own settings
 }
 PARTS = ("data", "depth net", "pose net", "warping", "photometric", "optimiser", "other")
@@ -151,7 +151,6 @@ def run_benchmark(config: str | None, data: Path | None, steps: int, warmup: int
 
 
 def _arm_config(base: TrainConfig, arm: str, data: Path, run: Path) -> TrainConfig:
-    from ..config import apply_overrides, check_values
     cfg = copy.deepcopy(base)
     apply_overrides(cfg, ARMS[arm])
     cfg.data.path, cfg.run.out_dir, cfg.run.device = str(data), str(run), "cpu"
