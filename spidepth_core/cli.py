@@ -165,6 +165,9 @@ def _add_synth(sub) -> None:
     p.add_argument("--kitti-camera", action="store_true",
                    help="with --variety: KITTI's normalised camera on every drive (the world and the look still "
                         "vary, the camera does not)")
+    p.add_argument("--street-road", action="store_true",
+                   help="with --variety: the street world's road under the varied walls (its texture's size is a "
+                        "cue to the camera's height)")
     p.add_argument("--style", choices=["street", "unseen"], default="street",
                    help="unseen: textures and layouts no training data has (for benchmarks)")
     p.add_argument("--workers", type=int, default=2, help="render processes (0 or 1: in this process)")
@@ -398,7 +401,8 @@ def cmd_synth(args) -> int:
     h, w = _size(args.size)
     seeds = list(range(args.seed, args.seed + args.sequences))
     folders = generate(args.output, seeds, args.frames, h, w, args.workers, args.stops, args.stereo,
-                       args.camera_height, Scene(Camera() if args.kitti_camera else None, args.variety, args.style))
+                       args.camera_height, Scene(Camera() if args.kitti_camera else None, args.variety, args.style,
+                                                 args.street_road))
     if args.bag_depth and not args.bag:
         raise ValueError("--bag-depth records depth into the bags: add --bag sqlite3 or --bag mcap")
     if args.bag:

@@ -72,6 +72,8 @@ def test_synthetic_cameras_looks_and_styles(tmp_path):
     varied_world = StreetWorld(9, 100, variety=True)  # walls of every family, and other road surfaces
     assert set(varied_world.walls.family) == set(range(len(WALLS))) and varied_world.ground != Ground()
     assert StreetWorld(9, 100).walls is None and StreetWorld(9, 100, variety=True, style="unseen").walls is None
+    street_road = StreetWorld(9, 100, variety=True, street_road=True)  # the same walls on the street's road
+    assert street_road.ground == Ground() and np.array_equal(street_road.walls.family, varied_world.walls.family)
     unseen = StreetWorld(9, 100, style="unseen")
     assert unseen.style == "unseen" and not np.array_equal(unseen.boxes.lo[:5], StreetWorld(9, 100).boxes.lo[:5])
 

@@ -27,11 +27,12 @@ class Scene:
     """What a sequence is rendered with besides its seed: the camera (None: KITTI's intrinsics at a car's
     height, or with ``variety`` one drawn per sequence), the world's ``variety`` (more objects, wall families
     and road surfaces, a coloured sun, and a sensor look: white balance, exposure, noise, blur, JPEG) and its
-    ``style`` (see StreetWorld)."""
+    ``style`` and ``street_road`` (see StreetWorld)."""
 
     camera: Camera | None = None
     variety: bool = False
     style: str = "street"
+    street_road: bool = False
 
     def camera_for(self, seed: int, mount_height: float | None = None) -> Camera:
         camera = self.camera
@@ -43,10 +44,12 @@ class Scene:
         return random_look(np.random.default_rng(seed + 5_000_021)) if self.variety else None
 
     def world(self, seed: int, frames: int) -> StreetWorld:
-        return StreetWorld(seed, length=frames * 1.3 + 50, variety=self.variety, style=self.style)
+        return StreetWorld(seed, length=frames * 1.3 + 50, variety=self.variety, style=self.style,
+                           street_road=self.street_road)
 
     def to_dict(self, seed: int, mount_height: float | None) -> dict:
-        return {"camera": self.camera_for(seed, mount_height).to_dict(), "variety": self.variety, "style": self.style}
+        scene = {"camera": self.camera_for(seed, mount_height).to_dict(), "variety": self.variety, "style": self.style}
+        return {**scene, "street_road": True} if self.street_road else scene  # folders from before it still match
 
 
 def render_sequence(seed: int, frames: int, height: int, width: int, stops: bool = False,

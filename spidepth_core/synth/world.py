@@ -31,12 +31,15 @@ class StreetWorld:
     """Random street layout fixed by ``seed``, covering ``length`` metres of road ahead.
 
     ``variety``: also crossings and open stretches, pedestrians, trees, fences, kerbs, vans and trucks, a
-    coloured sun, walls of five families and other road surfaces (none of them the unseen style's).
+    coloured sun, walls of five families and other road surfaces (none of them the unseen style's);
+    ``street_road`` keeps the street world's road under the varied walls (its texture's size is a cue to the
+    camera's height).
     ``style``: "street" (the training world) or "unseen" (brick and concrete, other street widths and objects:
     a world that training never sees, for benchmarks).
     """
 
-    def __init__(self, seed: int, length: float = 400.0, variety: bool = False, style: str = "street") -> None:
+    def __init__(self, seed: int, length: float = 400.0, variety: bool = False, style: str = "street",
+                 street_road: bool = False) -> None:
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}")
         self.seed, self.style = seed, style
@@ -66,7 +69,8 @@ class StreetWorld:
         self.ground, self.walls = tex.Ground(), None  # the street world's road and plaster facades
         if variety and style == "street":  # many wall families, other asphalt, paint and sidewalks
             finish = np.random.default_rng(seed + 13_000_007)
-            self.ground, self.walls = tex.random_ground(finish), tex.random_walls(finish, len(kind))
+            ground = tex.random_ground(finish)  # drawn either way: the walls' draws stay the same
+            self.ground, self.walls = (tex.Ground() if street_road else ground), tex.random_walls(finish, len(kind))
 
 
 def _street_layout(rng: np.random.Generator, length: float, add) -> None:
