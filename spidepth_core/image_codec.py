@@ -1,8 +1,9 @@
 """Raw camera buffers (sensor_msgs/Image fields, from rclpy or rosbags) -> RGB uint8. No ROS imports."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from .imaging import decode
 
 CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 1, "8UC3": 3, "8UC1": 1}
 # A 4096x3072 (12.6 MP) camera and anything smaller; such a frame decodes to 38 MB of RGB. Larger images are
@@ -88,12 +89,9 @@ def compressed_to_rgb(data, fmt: str = "", max_pixels: int = MAX_PIXELS) -> np.n
     if w * h > max_pixels:
         raise ValueError(f"compressed image {w}x{h} exceeds the {max_pixels} pixel limit (not decoded)")
     try:
-        img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error as exc:
-        raise ValueError(f"cannot decode compressed image (format {fmt!r}): {str(exc).strip()}") from None
-    if img is None:
-        raise ValueError(f"cannot decode compressed image (format {fmt!r}, {len(raw)} bytes)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        return decode(raw)
+    except ValueError as exc:
+        raise ValueError(f"cannot decode compressed image (format {fmt!r}): {exc}") from None
 
 
 def message_to_rgb(msg, max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -1,8 +1,13 @@
 """Colour maps and readable previews for depth."""
 from __future__ import annotations
 
-import cv2
+from functools import lru_cache
+from pathlib import Path
+
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .imaging import resize_area, resize_nearest
 
 PREVIEW_WIDTH = 960  # pixels: previews are scaled to this width so that they can be judged by eye
 BAR_HEIGHT = 44
@@ -17,9 +22,14 @@ def depth_limits(depth: np.ndarray) -> tuple[float, float] | None:
     return 1.0 / float(np.percentile(inv, 95)), 1.0 / float(np.percentile(inv, 5))
 
 
+@lru_cache(maxsize=1)
+def _magma() -> np.ndarray:
+    """The magma colour map (van der Walt and Smith, CC0) as 256 RGB entries, dark to bright."""
+    return np.load(Path(__file__).parent / "assets" / "magma.npy")
+
+
 def _colormap(norm: np.ndarray) -> np.ndarray:
-    bgr = cv2.applyColorMap((np.clip(norm, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_MAGMA)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return _magma()[(np.clip(norm, 0, 1) * 255).astype(np.uint8)]
 
 
 def colorize_depth(depth: np.ndarray, vmin: float | None = None, vmax: float | None = None) -> np.ndarray:
@@ -42,14 +52,16 @@ def colour_bar(width: int, near: float, far: float) -> np.ndarray:
     """A BAR_HEIGHT x width strip: the colour scale from far (left) to near (right), labelled in metres."""
     strip = np.zeros((BAR_HEIGHT, width, 3), np.uint8)
     strip[:BAR_HEIGHT // 2] = _colormap(np.linspace(0, 1, width)[None, :])
+    picture = Image.fromarray(strip)
+    draw, font = ImageDraw.Draw(picture), ImageFont.load_default(size=13)
     for frac in np.linspace(0, 1, 5):
         inv = 1.0 / far + frac * (1.0 / near - 1.0 / far)
         x = int(round(frac * (width - 1)))
         label = f"{1.0 / inv:.1f} m"
-        (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        cv2.putText(strip, label, (min(max(x - tw // 2, 0), width - tw), BAR_HEIGHT - 6),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-    return strip
+        tw = int(draw.textlength(label, font=font))
+        draw.text((min(max(x - tw // 2, 0), width - tw), BAR_HEIGHT - 6), label, fill=(255, 255, 255), font=font,
+                  anchor="ls")
+    return np.asarray(picture).copy()
 
 
 def preview(image: np.ndarray | None, depth: np.ndarray, gt: np.ndarray | None = None,
@@ -60,8 +72,7 @@ def preview(image: np.ndarray | None, depth: np.ndarray, gt: np.ndarray | None =
     height = int(round(depth.shape[0] * width / depth.shape[1]))
 
     def fit(rgb: np.ndarray) -> np.ndarray:
-        return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if rgb.shape[1] > width
-                          else cv2.INTER_NEAREST)
+        return (resize_area if rgb.shape[1] > width else resize_nearest)(rgb, (height, width))
 
     panels = [] if image is None else [fit(image)]
     panels.append(fit(colorize_depth(depth, *limits)))

@@ -158,15 +158,14 @@ def _play(bag: Path, out: Path, loops: int, node: subprocess.Popen) -> int:
 
 
 def _write_outputs(out: Path, last: dict, frames: dict, write_ply) -> None:
-    import cv2
-
+    from spidepth_core.imaging import write_png
     from spidepth_core.viz import preview
     if "depth" in last:
         m = last["depth"]
         depth = np.frombuffer(bytes(m.data), np.float32).reshape(m.height, m.width)
         rgb = frames.get((m.header.stamp.sec, m.header.stamp.nanosec))
         picture = preview(rgb, depth)
-        cv2.imwrite(str(out / "demo_preview.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        write_png(out / "demo_preview.png", picture)
         print(f"demo: wrote {out / 'demo_preview.png'}")
     if "points" in last:
         c = last["points"]

@@ -25,6 +25,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from spidepth_core.camera_check import IntrinsicsGuard
 from spidepth_core.errors import first_line
+from spidepth_core.imaging import resize_area
 from spidepth_core.inference import Predictor, validate_model_file
 from spidepth_core.inference.predictor import NO_UNCERTAINTY
 from spidepth_core.pinhole import resize_intrinsics
@@ -357,15 +358,10 @@ class DepthNode(Node):
         if self.pub_colored.get_subscription_count() > 0:
             self.pub_colored.publish(conv.rgb_to_msg(colorize_depth(depth), header))
         if points:
-            small = self._resize_rgb(rgb, depth.shape) if self.p["point_color"] else None
+            small = resize_area(rgb, depth.shape) if self.p["point_color"] else None
             self.pub_points.publish(conv.cloud_to_msg(self.cloud(depth, K, small, spread), header))
         self.latencies.append(time.monotonic() - arrived)
         self.rates["out"].tick()
-
-    @staticmethod
-    def _resize_rgb(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-        import cv2
-        return rgb if rgb.shape[:2] == hw else cv2.resize(rgb, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
 
     def cloud(self, depth: np.ndarray, K: np.ndarray, rgb: np.ndarray | None,
               spread: np.ndarray | None = None) -> np.ndarray:

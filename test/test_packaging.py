@@ -9,7 +9,7 @@ from conftest import ROOT
 # rosdep key -> the module it provides
 ROSDEP_MODULES = {
     "python3-numpy": "numpy", "python3-opencv": "cv2", "python3-yaml": "yaml", "python3-scipy": "scipy",
-    "python3-tqdm": "tqdm", "python3-pytest": "pytest",
+    "python3-tqdm": "tqdm", "python3-pytest": "pytest", "python3-pil": "PIL",
 }
 # pip name -> module
 PIP_MODULES = {"torch": "torch", "torchvision": "torchvision", "timm": "timm", "onnx": "onnx",
@@ -54,7 +54,8 @@ def _setup_modules(section: str) -> set[str]:
     setup = (ROOT / "setup.py").read_text()
     text = setup.split(section)[1].split("]")[0]
     names = set(re.findall(r'"([A-Za-z0-9_-]+)[<>=]', text))
-    return {PIP_MODULES.get(n, {"opencv-python-headless": "cv2", "pyyaml": "yaml"}.get(n, n)) for n in names}
+    other = {"opencv-python-headless": "cv2", "pyyaml": "yaml", "pillow": "PIL"}
+    return {PIP_MODULES.get(n, other.get(n, n)) for n in names}
 
 
 def test_setup_py_requires_what_the_code_imports():
@@ -62,4 +63,4 @@ def test_setup_py_requires_what_the_code_imports():
            "launch", "launch_ros"}  # from ROS 2 (or PyPI's ros-* wheels, scripts/setup.sh)
     runtime, train = _setup_modules("install_requires"), _setup_modules('"train":')
     assert not _imports() - runtime - train - ros - OPTIONAL
-    assert not runtime & {"torch", "timm", "torchvision", "onnx"}  # the runtime install stays small
+    assert not runtime & {"torch", "timm", "torchvision", "onnx", "cv2"}  # the runtime install stays small

@@ -39,7 +39,7 @@ def _scene():
 
 def test_the_runtime_has_no_torch_and_predict_matches_the_full_install(runtime_python, tmp_path):
     import cv2
-    probe = "import importlib.util as u; print([m for m in ('torch', 'timm', 'onnx') if u.find_spec(m)])"
+    probe = "import importlib.util as u; print([m for m in ('torch', 'timm', 'onnx', 'cv2') if u.find_spec(m)])"
     assert subprocess.run([str(runtime_python), "-c", probe], capture_output=True, text=True,
                           env=_clean_env()).stdout.strip() == "[]"
     image = tmp_path / "scene.png"

@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from ..image_codec import MAX_PIXELS, compressed_to_rgb
+from ..imaging import read_uint16
 from .intrinsics import load_intrinsics
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
@@ -48,8 +48,8 @@ def read_rgb(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 def read_depth(path: Path) -> np.ndarray:
     if path.suffix == ".npy":
         return np.load(path).astype(np.float32)
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None or raw.dtype != np.uint16:
+    raw = read_uint16(path)
+    if raw is None:
         raise ValueError(f"depth image {path} must be a 16-bit PNG in millimetres")
     return raw.astype(np.float32) / 1000.0
 
@@ -131,7 +131,9 @@ def find_sequences(root: str | Path, intrinsics: str | Path | None = None,
 
 
 def video_to_folder(video: str | Path, out_dir: str | Path, every: int = 1) -> Path:
-    """Decode a video once into numbered PNGs (skipped if already decoded)."""
+    """Decode a video once into numbered PNGs (skipped if already decoded). Needs OpenCV (the training
+    install)."""
+    import cv2
     video, out_dir = Path(video), Path(out_dir)
     done = out_dir / ".complete"
     if done.is_file():

@@ -5,10 +5,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..camera_space import canonical_fy, focal_factor
+from ..imaging import resize_area, resize_linear
 from ..pinhole import resize_intrinsics
 from ..shipped import model_file
 from .factory import open_backend
@@ -63,8 +63,7 @@ class Predictor:
         if image.shape[0] < 2 or image.shape[1] < 2:
             raise ValueError(f"image too small: {image.shape[1]}x{image.shape[0]}")
         h, w = self.input_size
-        if image.shape[:2] != (h, w):
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        image = resize_area(image, (h, w))
         if bgr:
             image = image[..., ::-1]
         x = image.transpose(2, 0, 1)[None].astype(np.float32)
@@ -87,13 +86,7 @@ class Predictor:
             depth = depth * factor
             spread = None if spread is None else spread * factor
         src = image.shape[:2] if output_size == "input" else depth.shape[2:]
-        depth = _fit(depth[0, 0], src)
+        depth = resize_linear(depth[0, 0], src)
         K_out = None if K is None else resize_intrinsics(K, image.shape[:2], depth.shape)
-        return DepthResult(depth, K_out, None if spread is None else _fit(spread[0, 0], src))
+        return DepthResult(depth, K_out, None if spread is None else resize_linear(spread[0, 0], src))
 
-
-def _fit(channel: np.ndarray, hw: tuple[int, ...]) -> np.ndarray:
-    """A network output channel as contiguous float32 at size hw."""
-    if channel.shape != tuple(hw):
-        channel = cv2.resize(channel, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(channel, dtype=np.float32)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from ..data.folder import list_images, read_rgb
 from ..data.intrinsics import load_intrinsics
 from ..image_codec import MAX_PIXELS
+from ..imaging import write_png
 from ..inference import Predictor
 from ..inference.predictor import NO_UNCERTAINTY
 from ..pinhole import resize_intrinsics
@@ -23,12 +23,12 @@ def write_depth(out_dir: Path, stem: str, depth: np.ndarray, image: np.ndarray |
     960 px wide, with a colour bar in metres), and <stem>_uncertainty.npy (metres) when given."""
     out_dir.mkdir(parents=True, exist_ok=True)
     mm = np.where(np.isfinite(depth), np.clip(depth * 1000.0, 0, 65535), 0).astype(np.uint16)
-    cv2.imwrite(str(out_dir / f"{stem}_depth.png"), mm)
+    write_png(out_dir / f"{stem}_depth.png", mm)
     np.save(out_dir / f"{stem}_depth.npy", depth.astype(np.float32))
     if uncertainty is not None:
         np.save(out_dir / f"{stem}_uncertainty.npy", uncertainty.astype(np.float32))
     picture = preview(image, depth)
-    cv2.imwrite(str(out_dir / f"{stem}_preview.png"), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    write_png(out_dir / f"{stem}_preview.png", picture)
 
 
 def predict_path(input_path: str | Path, output: str | Path, model: str | None = None,
