@@ -94,7 +94,7 @@ def _area_taps(n_in: int, n_out: int) -> Taps:
     scale = n_in / n_out
     lo = np.arange(n_out) * scale
     first = np.floor(lo).astype(np.int64)
-    count = int(np.ceil(scale)) + 1
+    count = int((np.ceil(lo + scale - 1e-9) - first).max())  # input pixels the widest output pixel touches
     index = first[:, None] + np.arange(count)[None, :]
     overlap = np.minimum(lo[:, None] + scale, index + 1) - np.maximum(lo[:, None], index)
     weight = np.clip(overlap, 0, None) / scale
