@@ -83,6 +83,7 @@ class TrainSection:
     photometric_resolution: int = 1                # the photometric loss at this multiple of the input size
     anchor_weight: float = 0.0                     # fine-tuning: hold the depth shape of model.init (objective.py)
     anchor_gate: bool = False                      # anchor only where model.init reprojects as well (objective.py)
+    anchor_at_input_size: bool = True              # the anchor and its gate at the networks' input size (objective.py)
     flip: float = 0.5
     color_jitter: float = 0.5
     max_steps: int | None = None                   # stop after this many optimiser steps

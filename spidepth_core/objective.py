@@ -153,7 +153,8 @@ class SelfSupervisedObjective(nn.Module):
     ``anchor`` (fine-tuning): adds ``anchor_weight`` times its scale-invariant distance to the starting
     model's depth. With ``anchor_gate`` only at pixels where the starting model's depth reprojects the
     sources at least as well as the current one: it holds where the recordings say nothing new and lets go
-    where they show the start was wrong.
+    where they show the start was wrong. ``anchor_at_input_size``: both at the networks' input size, not
+    at the photometric terms' (see _anchor).
     """
 
     figure_name = ObjectiveOutput.FIGURE
@@ -162,7 +163,8 @@ class SelfSupervisedObjective(nn.Module):
                  depth_relative_translation: bool = True, stereo_weight: float = 0.0,
                  scales: int = 1, anchor: DepthAnchor | None = None, anchor_weight: float = 0.0,
                  anchor_gate: bool = False, detach_translation_scale: bool = True,
-                 input_size: tuple[int, int] | None = None, canonical_fy: float = KITTI_FY) -> None:
+                 input_size: tuple[int, int] | None = None, canonical_fy: float = KITTI_FY,
+                 anchor_at_input_size: bool = True) -> None:
         super().__init__()
         self.input_size, self.canonical_fy = input_size, canonical_fy
         if scales < 1:
@@ -176,6 +178,7 @@ class SelfSupervisedObjective(nn.Module):
         self.automask = automask
         self.photometric = PhotometricLoss()
         self.anchor, self.anchor_weight, self.anchor_gate = anchor, anchor_weight, anchor_gate
+        self.anchor_at_input_size = anchor_at_input_size
 
     def forward(self, depth_net: nn.Module, pose_net: nn.Module, batch: dict) -> ObjectiveOutput:
         frames, K = batch["frames"], batch["K"]
@@ -218,10 +221,7 @@ class SelfSupervisedObjective(nn.Module):
         loss = photo + self.smoothness_weight * smooth
         anchor = weight = None
         if start is not None:
-            reference = self._loss_size(start, target)
-            if self.anchor_gate:
-                weight = self._anchor_gate(target, sources, depth, reference, K, transforms, reprojection)
-            anchor = scale_invariant_l1(depth, reference, weight)
+            anchor, weight = self._anchor(target, sources, depth, net_depth, start, K, transforms, reprojection)
             loss = loss + self.anchor_weight * anchor
         poses = transforms[:len(self.frame_ids) - 1]
         return ObjectiveOutput(loss, photo, smooth, net_depth, warped, mask, anchor, weight, poses)
@@ -239,6 +239,29 @@ class SelfSupervisedObjective(nn.Module):
         if depth.shape[-2:] == image.shape[-2:]:
             return depth
         return F.interpolate(depth, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+    def _anchor(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,
+                net_depth: torch.Tensor, start: torch.Tensor, K: torch.Tensor, transforms: list[torch.Tensor],
+                reprojection: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The anchor term and its gate (None without ``anchor_gate``). With ``anchor_at_input_size``, where
+        the photometric terms run on frames larger than the networks' input, both are taken at the input
+        size: the frames pooled to it (a quarter of the pixels at twice the size) and the current depth's
+        reprojection errors taken again there."""
+        factor = target.shape[-2] // net_depth.shape[-2]
+        if self.anchor_at_input_size and factor > 1:
+            depth, reference = net_depth, start
+            if self.anchor_gate:
+                target, sources = self._network_input(target), [self._network_input(s) for s in sources]
+                K = pooled_intrinsics(K, factor)
+                with torch.no_grad():
+                    reprojection = torch.cat([self.photometric(warp(src, depth.detach(), K, T), target)
+                                              for src, T in zip(sources, transforms)], dim=1)
+        else:
+            reference = self._loss_size(start, target)
+        if not self.anchor_gate:
+            return scale_invariant_l1(depth, reference), None
+        weight = self._anchor_gate(target, sources, depth.detach(), reference, K, transforms, reprojection)
+        return scale_invariant_l1(depth, reference, weight), weight
 
     @torch.no_grad()
     def _anchor_gate(self, target: torch.Tensor, sources: list[torch.Tensor], depth: torch.Tensor,

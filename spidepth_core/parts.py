@@ -110,7 +110,7 @@ def build_objective(cfg: TrainConfig, depth_cfg: DepthConfig, anchor_net: DepthN
     return SelfSupervisedObjective(cfg.data.frame_ids, t.smoothness, t.automask, t.depth_relative_translation,
                                    t.stereo_weight, t.photometric_scales, anchor, t.anchor_weight, t.anchor_gate,
                                    t.detach_translation_scale, (depth_cfg.height, depth_cfg.width),
-                                   depth_cfg.canonical_fy)
+                                   depth_cfg.canonical_fy, t.anchor_at_input_size)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from spidepth_core.geometry import warp
 from spidepth_core.losses import SSIM, PhotometricLoss, min_reprojection, scale_invariant_l1, silog_loss, smoothness
@@ -43,7 +44,10 @@ def test_different_images_give_positive_loss():
 
 @pytest.fixture(scope="module")
 def two_views():
-    h, w = 96, 320
+    return _render_views(96, 320)
+
+
+def _render_views(h: int, w: int):
     world, poses, K = StreetWorld(5), camera_path(5, 3), kitti_intrinsics(h, w)
     (img0, depth0), (img1, _) = render(world, poses[0], K, h, w), render(world, poses[1], K, h, w)
     def to_t(im):
@@ -232,13 +236,18 @@ def test_depth_anchor_is_frozen_and_pulls_toward_the_start():
     assert all(p.grad is None for p in anchor.teacher.parameters())
 
 
-def test_gated_anchor_lets_go_where_the_photometric_evidence_has_moved_past_the_start(two_views):
+@pytest.mark.parametrize("frames_scale,at_input_size", [(1, True), (2, True), (2, False)])
+def test_gated_anchor_lets_go_where_the_photometric_evidence_has_moved_past_the_start(two_views, frames_scale,
+                                                                                      at_input_size):
     """With anchor_gate the anchor holds a pixel only where the starting depth reprojects at least as
     well as the current one: everywhere while they agree, few pixels where the current depth is the true
-    one and the start is not, most pixels the other way round."""
+    one and the start is not, most pixels the other way round. With frames twice the networks' size
+    (train.photometric_resolution 2) the gate is taken at the networks' size, or at the frames'."""
     from spidepth_core.objective import SelfSupervisedObjective
     target, _, depth, K, _ = two_views
-    partner, partner_T = _stereo_partner(target, depth, K)
+    if frames_scale == 2:
+        target, _, _, K, _ = _render_views(192, 640)
+    partner, partner_T = _stereo_partner(target, F.interpolate(depth, size=target.shape[-2:]), K)
     batch = {"frames": target[:, None], "frames_aug": target[:, None], "K": K, "stereo": partner,
              "stereo_T": partner_T}
     tilted = depth * torch.linspace(0.5, 1.5, depth.shape[-1])  # a wrong shape
@@ -246,8 +255,10 @@ def test_gated_anchor_lets_go_where_the_photometric_evidence_has_moved_past_the_
     for name, current, start in [("agree", depth, depth), ("current true", depth, tilted),
                                  ("start true", tilted, depth)]:
         objective = SelfSupervisedObjective(frame_ids=(0,), automask=False, anchor=DepthAnchor(_FixedDepth(start)),
-                                            anchor_weight=1.0, anchor_gate=True)
+                                            anchor_weight=1.0, anchor_gate=True, input_size=(96, 320),
+                                            anchor_at_input_size=at_input_size)
         out = objective(_FixedDepth(current), _StillPose(), batch)
+        assert out.anchor_held.shape[-2:] == ((96, 320) if at_input_size else target.shape[-2:])
         held[name] = out.anchor_held.mean().item()
         assert out.scalars()["anchor_held"] == pytest.approx(held[name])
     assert held["agree"] == 1.0

@@ -27,15 +27,18 @@ from ..trainer import Trainer
 from .report import update_report
 
 # Every lever of this benchmark, off: the trainer as it ran before them (data workers as the config says).
-BASELINE = ["train.cpu_bf16=false", "train.channels_last=false", "pose.input_scale=1", "data.frame_cache_mb=0"]
+BASELINE = ["train.cpu_bf16=false", "train.channels_last=false", "pose.input_scale=1", "data.frame_cache_mb=0",
+            "train.anchor_at_input_size=false"]
 MAIN_PROCESS_DATA = ["train.workers=0", "data.frame_cache_mb=2048"]
-LEVERS = ["train.cpu_bf16=true", "train.channels_last=true", *MAIN_PROCESS_DATA]  # all but the pose's size
+LEVERS = ["train.cpu_bf16=true", "train.channels_last=true", *MAIN_PROCESS_DATA,
+          "train.anchor_at_input_size=true"]  # all but the pose's size
 ARMS: dict[str, list[str]] = {
     "baseline": BASELINE,
     "bf16": [*BASELINE, "train.cpu_bf16=true"],
     "channels_last": [*BASELINE, "train.channels_last=true"],
     "pose_half": [*BASELINE, "pose.input_scale=0.5"],
     "main_process_data": [*BASELINE, *MAIN_PROCESS_DATA],
+    "anchor_at_input_size": [*BASELINE, "train.anchor_at_input_size=true"],
     "all": [*LEVERS, "pose.input_scale=0.5"],
     "all_but_pose_half": [*LEVERS, "pose.input_scale=1"],
     "config": [],  # the config's own settings
