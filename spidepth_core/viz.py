@@ -53,15 +53,24 @@ def colour_bar(width: int, near: float, far: float) -> np.ndarray:
     strip = np.zeros((BAR_HEIGHT, width, 3), np.uint8)
     strip[:BAR_HEIGHT // 2] = _colormap(np.linspace(0, 1, width)[None, :])
     picture = Image.fromarray(strip)
-    draw, font = ImageDraw.Draw(picture), ImageFont.load_default(size=13)
+    draw, font = ImageDraw.Draw(picture), _label_font()
     for frac in np.linspace(0, 1, 5):
         inv = 1.0 / far + frac * (1.0 / near - 1.0 / far)
         x = int(round(frac * (width - 1)))
         label = f"{1.0 / inv:.1f} m"
-        tw = int(draw.textlength(label, font=font))
-        draw.text((min(max(x - tw // 2, 0), width - tw), BAR_HEIGHT - 6), label, fill=(255, 255, 255), font=font,
-                  anchor="ls")
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        tw = right - left
+        draw.text((min(max(x - tw // 2, 0), width - tw) - left, BAR_HEIGHT - 6 - bottom), label,
+                  fill=(255, 255, 255), font=font)
     return np.asarray(picture).copy()
+
+
+def _label_font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's own font at 13 px (Pillow >= 10.1), or its older bitmap font (e.g. Ubuntu 22.04's Pillow 9)."""
+    try:
+        return ImageFont.load_default(size=13)
+    except TypeError:
+        return ImageFont.load_default()
 
 
 def preview(image: np.ndarray | None, depth: np.ndarray, gt: np.ndarray | None = None,
