@@ -23,7 +23,7 @@ def decode(raw: bytes) -> np.ndarray:
             if img.mode.startswith("I;16") or img.mode == "I":
                 high = (np.asarray(img, np.uint32) >> 8).astype(np.uint8)
                 return np.repeat(high[..., None], 3, axis=2)
-            return np.asarray(img.convert("RGB"), np.uint8).copy()
+            return np.array(img.convert("RGB"), np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"cannot decode the image ({len(raw)} bytes): {exc}") from None
 
@@ -32,9 +32,8 @@ def read_uint16(path: str | Path) -> np.ndarray | None:
     """A single-channel 16-bit PNG as HxW uint16, or None when the file is something else."""
     try:
         with Image.open(path) as img:
-            if not img.mode.startswith("I;16"):
-                return None
-            return np.asarray(img, np.uint16).copy()
+            deep = img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG")  # older Pillow: "I"
+            return np.array(img, np.uint16) if deep else None
     except (UnidentifiedImageError, OSError):
         return None
 
