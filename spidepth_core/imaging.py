@@ -20,7 +20,7 @@ def decode(raw: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(raw)) as img:
             img = ImageOps.exif_transpose(img)
-            if img.mode.startswith("I;16") or img.mode == "I":
+            if _sixteen_bit(img):
                 high = (np.asarray(img, np.uint32) >> 8).astype(np.uint8)
                 return np.repeat(high[..., None], 3, axis=2)
             return np.array(img.convert("RGB"), np.uint8)
@@ -32,10 +32,14 @@ def read_uint16(path: str | Path) -> np.ndarray | None:
     """A single-channel 16-bit PNG as HxW uint16, or None when the file is something else."""
     try:
         with Image.open(path) as img:
-            deep = img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG")  # older Pillow: "I"
-            return np.array(img, np.uint16) if deep else None
+            return np.array(img, np.uint16) if _sixteen_bit(img) else None
     except (UnidentifiedImageError, OSError):
         return None
+
+
+def _sixteen_bit(img: Image.Image) -> bool:
+    """A 16-bit single-channel PNG: mode I;16 (older Pillow opens it as I)."""
+    return img.mode.startswith("I;16") or (img.mode == "I" and img.format == "PNG")
 
 
 def write_png(path: str | Path, image: np.ndarray) -> None:

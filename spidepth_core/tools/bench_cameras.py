@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..data import find_sequences
+from ..data import FolderSequence
 from ..data.folder import read_poses
 from ..evaluate import evaluate_sequences
 from ..inference import Predictor
@@ -53,8 +53,8 @@ def render_world(root: Path, sequences: int, frames: int, workers: int = 2,
     return folders
 
 
-def _drives(folders: list[Path]) -> list:
-    return [seq for folder in folders for seq in find_sequences(folder)]
+def _drives(folders: list[Path]) -> list[FolderSequence]:
+    return [FolderSequence(folder) for folder in folders]
 
 
 def aspect_size(model_size: tuple[int, ...], height: int, width: int, multiple: int = 32) -> tuple[int, int]:
